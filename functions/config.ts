@@ -1,0 +1,56 @@
+/**
+ * Configuration, read and validated once from the environment. The same variables point the
+ * Lambda functions at AWS and the local server or tests at emulators, MinIO or DynamoDB Local.
+ *
+ * | variable                   | meaning                                                   | default      |
+ * |----------------------------|-----------------------------------------------------------|--------------|
+ * | `BERTH_TABLE`              | DynamoDB table                                            | `berth`      |
+ * | `BERTH_BUCKET`             | S3 bucket                                                 | `berth`      |
+ * | `AWS_REGION`               | region of both                                            | `us-east-1`  |
+ * | `BERTH_DYNAMODB_ENDPOINT`  | DynamoDB endpoint URL (unset: AWS)                        |              |
+ * | `BERTH_S3_ENDPOINT`        | S3 endpoint URL (unset: AWS)                              |              |
+ * | `BERTH_BLOB_DELIVERY`      | `redirect` (307 to presigned S3) or `stream`              | `redirect`   |
+ * | `BERTH_PART_SIZE`          | bytes per S3 multipart part (5 MiB … 5 GiB)               | 8 MiB        |
+ */
+import { z } from 'zod';
+import type { BlobDelivery } from './core/blobs.js';
+import type { DynamoSettings } from './storage/dynamodb.js';
+import type { S3Settings } from './storage/s3.js';
+
+const MiB = 1024 * 1024;
+
+const schema = z.object({
+  BERTH_TABLE: z.string().min(3).default('berth'),
+  BERTH_BUCKET: z.string().min(3).default('berth'),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  BERTH_DYNAMODB_ENDPOINT: z.url().optional(),
+  BERTH_S3_ENDPOINT: z.url().optional(),
+  BERTH_BLOB_DELIVERY: z.enum(['redirect', 'stream']).default('redirect'),
+  BERTH_PART_SIZE: z.coerce.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(8 * MiB),
+});
+
+/** Everything the registry needs to reach its storage. */
+export interface Config {
+  dynamo: DynamoSettings;
+  s3: S3Settings;
+  delivery: BlobDelivery;
+  partSize: number;
+}
+
+/**
+ * Reads the configuration from `env`.
+ * @throws Error naming every invalid variable.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  if (!parsed.success) {
+    throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const c = parsed.data;
+  return {
+    dynamo: { table: c.BERTH_TABLE, region: c.AWS_REGION, endpoint: c.BERTH_DYNAMODB_ENDPOINT },
+    s3: { bucket: c.BERTH_BUCKET, region: c.AWS_REGION, endpoint: c.BERTH_S3_ENDPOINT },
+    delivery: c.BERTH_BLOB_DELIVERY,
+    partSize: c.BERTH_PART_SIZE,
+  };
+}

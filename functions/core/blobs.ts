@@ -1,0 +1,57 @@
+/**
+ * Blob reads and deletes (distribution-spec end-2 GET/HEAD blob, end-10 DELETE blob). A
+ * repository serves a blob only through its link, so a digest known elsewhere stays unknown
+ * here. HEAD is answered from the link alone; GET either redirects to a presigned URL (a
+ * back end that verifies signatures) or streams the bytes (the embedded emulator, which
+ * checks none and so must never be exposed).
+ */
+import type { Readable } from 'node:stream';
+import { fail } from './errors.js';
+import type { Digest } from './grammar.js';
+import { parseReadRange } from './range.js';
+import type { BlobRecord, BlobStore, ByteRange, MetadataStore } from '../storage/ports.js';
+
+/** How blob bytes reach clients. */
+export type BlobDelivery = 'redirect' | 'stream';
+
+/** The answer to a blob GET: where to send the client, or the bytes (of `range`, when asked). */
+export type BlobContent =
+  | { kind: 'redirect'; blob: BlobRecord; url: string }
+  | { kind: 'stream'; blob: BlobRecord; stream: Readable; range?: ByteRange };
+
+export class Blobs {
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly store: BlobStore,
+    private readonly delivery: BlobDelivery,
+    /** Lifetime of presigned GET URLs, seconds. */
+    private readonly presignSeconds = 300,
+  ) {}
+
+  /** @throws RegistryError BLOB_UNKNOWN when `repository` has no link to `digest`. */
+  async stat(repository: string, digest: Digest): Promise<BlobRecord> {
+    const blob = await this.metadata.getBlobLink(repository, digest);
+    if (!blob) throw fail('BLOB_UNKNOWN', `blob unknown to repository: ${digest}`, { digest });
+    return blob;
+  }
+
+  /**
+   * @param rangeHeader the request's `Range`, honoured in stream mode (S3 honours it after a redirect).
+   * @throws RegistryError BLOB_UNKNOWN, RANGE_INVALID.
+   */
+  async open(repository: string, digest: Digest, rangeHeader?: string): Promise<BlobContent> {
+    const blob = await this.stat(repository, digest);
+    if (this.delivery === 'redirect') {
+      return { kind: 'redirect', blob, url: await this.store.presignGet(blob.key, this.presignSeconds) };
+    }
+    const range = parseReadRange(rangeHeader, blob.size);
+    return { kind: 'stream', blob, range, stream: await this.store.open(blob.key, range) };
+  }
+
+  /** Unlinks a blob from one repository; its bytes stay while other repositories link them. */
+  async delete(repository: string, digest: Digest): Promise<void> {
+    if (!(await this.metadata.deleteBlobLink(repository, digest))) {
+      throw fail('BLOB_UNKNOWN', `blob unknown to repository: ${digest}`, { digest });
+    }
+  }
+}

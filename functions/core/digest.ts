@@ -1,0 +1,47 @@
+/**
+ * SHA-256 for blobs and manifests. Two implementations behind one shape: node's crypto
+ * (≈1.4 GB/s, state cannot be saved) when a whole blob arrives in one request, and
+ * hash-wasm (≈0.3 GB/s, state saves to ~116 bytes) when an upload spans requests that may
+ * run in different Lambda invocations.
+ */
+import { createHash } from 'node:crypto';
+import { createSHA256, type IHasher } from 'hash-wasm';
+import type { Digest } from './grammar.js';
+
+/** An incremental SHA-256 over a blob's bytes. */
+export interface BlobHasher {
+  update(chunk: Uint8Array): void;
+  /** The digest of everything hashed so far; ends the hasher. */
+  digest(): Digest;
+  /** The state after everything hashed so far, base64; only for resumable hashers. */
+  save(): string;
+}
+
+/** `sha256:<hex>` of a byte string held in memory. */
+export function sha256Of(bytes: Uint8Array): Digest {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/** A one-shot hasher: fastest, but its state cannot be saved. */
+export function oneShotHasher(): BlobHasher {
+  const hash = createHash('sha256');
+  return {
+    update: (chunk) => hash.update(chunk),
+    digest: () => `sha256:${hash.digest('hex')}`,
+    save: () => {
+      throw new Error('one-shot hasher state cannot be saved');
+    },
+  };
+}
+
+/** A resumable hasher, continuing from `state` (base64 of hash-wasm `save()`) when given. */
+export async function resumableHasher(state?: string): Promise<BlobHasher> {
+  const hasher: IHasher = await createSHA256();
+  hasher.init();
+  if (state) hasher.load(Buffer.from(state, 'base64'));
+  return {
+    update: (chunk) => hasher.update(chunk),
+    digest: () => `sha256:${hasher.digest('hex')}`,
+    save: () => Buffer.from(hasher.save()).toString('base64'),
+  };
+}

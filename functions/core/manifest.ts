@@ -1,0 +1,160 @@
+/**
+ * Manifest parsing and validation (image-spec v1.1 "Image Manifest", "Image Index";
+ * Docker "Image Manifest V2, Schema 2" and "Manifest List"). The registry stores the exact
+ * bytes it received; this module only decides whether they are acceptable and what they
+ * reference.
+ */
+import { z } from 'zod';
+import { fail } from './errors.js';
+import { isDigest, type Digest } from './grammar.js';
+
+export const MediaTypes = {
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
+  dockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+  ociEmpty: 'application/vnd.oci.empty.v1+json',
+} as const;
+
+/** OCI and Docker limit for a manifest body (distribution-spec "Pushing Manifests"): 4 MiB. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** RFC 6838 media type, as image-spec "Descriptor" requires. */
+const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
+
+const mediaType = z.string().regex(MEDIA_TYPE, 'not a media type');
+const digest = z.string().refine(isDigest, 'not a valid digest').transform((d) => d as Digest);
+const annotations = z.record(z.string(), z.string());
+
+const descriptor = z.object({
+  mediaType,
+  digest,
+  size: z.number().int().nonnegative(),
+  urls: z.array(z.string()).optional(),
+  annotations: annotations.optional(),
+  artifactType: mediaType.optional(),
+  platform: z.object({ architecture: z.string(), os: z.string() }).passthrough().optional(),
+});
+
+const imageManifest = z.object({
+  schemaVersion: z.literal(2),
+  mediaType: z.string().optional(),
+  artifactType: mediaType.optional(),
+  config: descriptor,
+  layers: z.array(descriptor),
+  subject: descriptor.optional(),
+  annotations: annotations.optional(),
+});
+
+const imageIndex = z.object({
+  schemaVersion: z.literal(2),
+  mediaType: z.string().optional(),
+  artifactType: mediaType.optional(),
+  manifests: z.array(descriptor),
+  subject: descriptor.optional(),
+  annotations: annotations.optional(),
+});
+
+export type ManifestDescriptor = z.infer<typeof descriptor>;
+
+/** What the registry needs to know of an accepted manifest. */
+export interface ParsedManifest {
+  mediaType: string;
+  /** Blobs that must be linked to the repository (config and layers), excluding foreign layers. */
+  blobs: Digest[];
+  /** Manifests that must exist in the repository (index children). */
+  manifests: Digest[];
+  subject?: Digest;
+  /** `artifactType`, else the config media type, as the referrers API reports it. */
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+const IMAGE_TYPES = new Set<string>([MediaTypes.ociManifest, MediaTypes.dockerManifest]);
+const INDEX_TYPES = new Set<string>([MediaTypes.ociIndex, MediaTypes.dockerManifestList]);
+/** Layers whose bytes live elsewhere (`urls`); registries need not hold them (image-spec "Non-distributable"). */
+const FOREIGN_LAYER = /(\.foreign\.|\.nondistributable\.)/;
+
+/**
+ * Parses manifest bytes sent with `contentType` (the request's `Content-Type`, possibly empty).
+ * @throws RegistryError MANIFEST_INVALID for bad JSON, an unsupported or schema 1 media type, a
+ *   `mediaType` field that contradicts `Content-Type`, a document that is both manifest and index,
+ *   or a shape that breaks the schema.
+ */
+export function parseManifest(bytes: Uint8Array, contentType: string | undefined): ParsedManifest {
+  const json = parseJson(bytes);
+  const declared = typeof json.mediaType === 'string' ? json.mediaType : undefined;
+  const header = contentType?.split(';')[0].trim().toLowerCase() || undefined;
+  if (header && declared && header !== declared) {
+    throw fail('MANIFEST_INVALID', `manifest mediaType ${declared} does not match Content-Type ${header}`);
+  }
+  const type = header ?? declared ?? inferType(json);
+  if (type === MediaTypes.dockerSchema1 || type === MediaTypes.dockerSchema1Signed || json.schemaVersion === 1) {
+    throw fail('MANIFEST_INVALID', 'Docker schema 1 manifests are not supported; push with a current client (schema 2 or OCI)');
+  }
+  if ('manifests' in json && ('layers' in json || 'config' in json)) {
+    throw fail('MANIFEST_INVALID', 'ambiguous manifest: it has both "manifests" and "layers"/"config"');
+  }
+  if (IMAGE_TYPES.has(type)) return parseImageManifest(json, type);
+  if (INDEX_TYPES.has(type)) return parseImageIndex(json, type);
+  throw fail('MANIFEST_INVALID', `unsupported manifest media type: ${type.slice(0, 100)}`);
+}
+
+function parseImageManifest(json: Record<string, unknown>, type: string): ParsedManifest {
+  if ('manifests' in json) throw fail('MANIFEST_INVALID', `an image index cannot be pushed as ${type}`);
+  const manifest = validate(imageManifest, json);
+  if (type === MediaTypes.dockerManifest && manifest.mediaType !== type) {
+    throw fail('MANIFEST_INVALID', `a Docker schema 2 manifest must declare mediaType ${type}`);
+  }
+  const layers = manifest.layers.filter((layer) => !(layer.urls?.length && FOREIGN_LAYER.test(layer.mediaType)));
+  return {
+    mediaType: type,
+    blobs: [manifest.config.digest, ...layers.map((layer) => layer.digest)],
+    manifests: [],
+    subject: manifest.subject?.digest,
+    artifactType: manifest.artifactType ?? manifest.config.mediaType,
+    annotations: manifest.annotations,
+  };
+}
+
+function parseImageIndex(json: Record<string, unknown>, type: string): ParsedManifest {
+  if ('layers' in json || 'config' in json) throw fail('MANIFEST_INVALID', `an image manifest cannot be pushed as ${type}`);
+  const index = validate(imageIndex, json);
+  return {
+    mediaType: type,
+    blobs: [],
+    manifests: index.manifests.map((child) => child.digest),
+    subject: index.subject?.digest,
+    artifactType: index.artifactType,
+    annotations: index.annotations,
+  };
+}
+
+function parseJson(bytes: Uint8Array): Record<string, unknown> {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (error) {
+    throw fail('MANIFEST_INVALID', `manifest is not valid JSON: ${(error as Error).message.slice(0, 200)}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw fail('MANIFEST_INVALID', 'manifest must be a JSON object');
+  }
+  return json as Record<string, unknown>;
+}
+
+/** Without `Content-Type` or `mediaType`, the shape decides (as image-spec allows for OCI types). */
+function inferType(json: Record<string, unknown>): string {
+  return 'manifests' in json ? MediaTypes.ociIndex : MediaTypes.ociManifest;
+}
+
+function validate<T>(schema: z.ZodType<T>, json: unknown): T {
+  const result = schema.safeParse(json);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  throw fail('MANIFEST_INVALID', `manifest invalid at ${issue.path.join('.') || '(root)'}: ${issue.message}`, {
+    issues: result.error.issues.slice(0, 5).map((i) => ({ path: i.path.join('.'), message: i.message })),
+  });
+}

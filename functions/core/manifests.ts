@@ -1,0 +1,163 @@
+/**
+ * Manifests, tags and referrers (distribution-spec end-3 GET/HEAD, end-7 PUT, end-8 tags,
+ * end-9 DELETE, end-12 referrers). Manifests are verified against their digest, validated,
+ * checked against the blobs and manifests of their repository, and stored byte for byte.
+ * Write order: large bytes → manifest item → referrer → tag, so that whatever a reader can
+ * reach is complete.
+ */
+import { createHash } from 'node:crypto';
+import { fail } from './errors.js';
+import { digestAlgorithm, type Digest, type Reference } from './grammar.js';
+import { MediaTypes, parseManifest, type ParsedManifest } from './manifest.js';
+import type { BlobStore, Descriptor, ManifestRecord, MetadataStore, Page } from '../storage/ports.js';
+
+/** DynamoDB items hold at most 400 KB; larger manifests go to the blob store. */
+const INLINE_MANIFEST_BYTES = 256 * 1024;
+/** Referrer annotations beyond this are dropped from the referrers list (the item limit again). */
+const MAX_REFERRER_ANNOTATIONS = 64 * 1024;
+
+/** A manifest as served: its bytes with digest and media type. */
+export interface ManifestContent {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  bytes: Buffer;
+}
+
+export class Manifests {
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly store: BlobStore,
+  ) {}
+
+  /**
+   * Stores a manifest under its digest and, for a tag reference, tags it.
+   * @returns its digest and subject (for `OCI-Subject`).
+   * @throws RegistryError DIGEST_INVALID (digest reference that does not match), MANIFEST_INVALID,
+   *   MANIFEST_BLOB_UNKNOWN (a referenced blob or child manifest is not in the repository).
+   */
+  async put(repository: string, reference: Reference, contentType: string | undefined, bytes: Buffer): Promise<{ digest: Digest; subject?: Digest }> {
+    const algorithm = reference.kind === 'digest' ? digestAlgorithm(reference.digest) : 'sha256';
+    const digest: Digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+    if (reference.kind === 'digest' && reference.digest !== digest) {
+      throw fail('DIGEST_INVALID', `manifest digest is ${digest}, not ${reference.digest}`, { expected: reference.digest, actual: digest });
+    }
+    const parsed = parseManifest(bytes, contentType);
+    await this.checkReferences(repository, parsed);
+    const now = Date.now();
+    const record: ManifestRecord = { repository, digest, mediaType: parsed.mediaType, size: bytes.length, subject: parsed.subject, createdAt: now };
+    if (bytes.length > INLINE_MANIFEST_BYTES) {
+      record.key = `manifests/${digest.replace(':', '/')}`;
+      await this.store.put(record.key, bytes);
+    } else {
+      record.bytes = bytes;
+    }
+    await this.metadata.putManifest(record);
+    if (parsed.subject) await this.metadata.putReferrer(repository, parsed.subject, referrerDescriptor(record, parsed));
+    if (reference.kind === 'tag') {
+      await this.metadata.putTag({ repository, tag: reference.tag, digest, mediaType: record.mediaType, size: record.size, updatedAt: now });
+    }
+    await this.metadata.touchRepository(repository, now);
+    return { digest, subject: parsed.subject };
+  }
+
+  /** Digest, media type and size without the bytes when a tag suffices (HEAD). @throws MANIFEST_UNKNOWN */
+  async stat(repository: string, reference: Reference): Promise<Omit<ManifestContent, 'bytes'>> {
+    if (reference.kind === 'tag') {
+      const tag = await this.metadata.getTag(repository, reference.tag);
+      if (!tag) throw unknownManifest(reference);
+      return tag;
+    }
+    return this.record(repository, reference);
+  }
+
+  /** @throws RegistryError MANIFEST_UNKNOWN */
+  async get(repository: string, reference: Reference): Promise<ManifestContent> {
+    const digest = reference.kind === 'digest' ? reference.digest : (await this.stat(repository, reference)).digest;
+    const record = await this.record(repository, { kind: 'digest', digest });
+    const bytes = record.bytes ? Buffer.from(record.bytes) : await this.store.read(record.key!);
+    return { digest, mediaType: record.mediaType, size: record.size, bytes };
+  }
+
+  /**
+   * Deletes a tag (tag reference), or a manifest with every tag that points to it and its
+   * referrer entry (digest reference).
+   * @throws RegistryError MANIFEST_UNKNOWN
+   */
+  async delete(repository: string, reference: Reference): Promise<void> {
+    if (reference.kind === 'tag') {
+      if (!(await this.metadata.deleteTag(repository, reference.tag))) throw unknownManifest(reference);
+      return;
+    }
+    const record = await this.record(repository, reference);
+    for (const tag of await this.allTags(repository)) {
+      if (tag.digest === record.digest) await this.metadata.deleteTag(repository, tag.tag);
+    }
+    if (record.subject) await this.metadata.deleteReferrer(repository, record.subject, record.digest);
+    await this.metadata.deleteManifest(repository, record.digest);
+  }
+
+  /**
+   * Tags of a repository in lexical order (end-8a/end-8b).
+   * @throws RegistryError NAME_UNKNOWN for a repository that does not exist.
+   */
+  async tags(repository: string, limit: number, last?: string): Promise<Page<string>> {
+    if (!(await this.metadata.repositoryExists(repository))) {
+      throw fail('NAME_UNKNOWN', `repository ${repository} not known to registry`, { name: repository });
+    }
+    if (limit === 0) return { items: [] };
+    const page = await this.metadata.listTags(repository, limit, last);
+    return { items: page.items.map((tag) => tag.tag), last: page.last };
+  }
+
+  /**
+   * The referrers of `subject` as an image index (end-12a/end-12b); never 404, an unknown
+   * subject has none. With `artifactType`, only those of that type.
+   */
+  async referrers(repository: string, subject: Digest, artifactType?: string): Promise<Buffer> {
+    const all = await this.metadata.listReferrers(repository, subject);
+    const manifests = artifactType === undefined ? all : all.filter((d) => d.artifactType === artifactType);
+    return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests }));
+  }
+
+  private async record(repository: string, reference: Reference & { kind: 'digest' }): Promise<ManifestRecord> {
+    const record = await this.metadata.getManifest(repository, reference.digest);
+    if (!record) throw unknownManifest(reference);
+    return record;
+  }
+
+  private async checkReferences(repository: string, parsed: ParsedManifest): Promise<void> {
+    const missing = async (digest: Digest, exists: Promise<unknown>) => ((await exists) ? undefined : digest);
+    const results = await Promise.all([
+      ...[...new Set(parsed.blobs)].map((d) => missing(d, this.metadata.getBlobLink(repository, d))),
+      ...[...new Set(parsed.manifests)].map((d) => missing(d, this.metadata.getManifest(repository, d))),
+    ]);
+    const unknown = results.find((d) => d !== undefined);
+    if (unknown) {
+      throw fail('MANIFEST_BLOB_UNKNOWN', `manifest references ${unknown}, which is not in repository ${repository}; push it first`, {
+        digest: unknown,
+      });
+    }
+  }
+
+  private async allTags(repository: string) {
+    const tags = [];
+    let last: string | undefined;
+    do {
+      const page = await this.metadata.listTags(repository, 1000, last);
+      tags.push(...page.items);
+      last = page.last;
+    } while (last);
+    return tags;
+  }
+}
+
+function referrerDescriptor(record: ManifestRecord, parsed: ParsedManifest): Descriptor {
+  const annotations = parsed.annotations && JSON.stringify(parsed.annotations).length <= MAX_REFERRER_ANNOTATIONS ? parsed.annotations : undefined;
+  return { mediaType: record.mediaType, digest: record.digest, size: record.size, artifactType: parsed.artifactType, annotations };
+}
+
+function unknownManifest(reference: Reference) {
+  const name = reference.kind === 'tag' ? reference.tag : reference.digest;
+  return fail('MANIFEST_UNKNOWN', `manifest unknown: ${name}`, reference.kind === 'tag' ? { tag: name } : { digest: name });
+}

@@ -1,0 +1,33 @@
+/**
+ * Adapter between API Gateway HTTP API events (payload format 2.0) and {@link HttpRequest} /
+ * {@link HttpResponse}. Binary bodies arrive and leave base64-encoded.
+ */
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { Readable } from 'node:stream';
+import { bodyOf } from '../core/body.js';
+import type { HttpRequest, HttpResponse } from './types.js';
+
+/** The request an HTTP API event carries. */
+export function requestFromEvent(event: APIGatewayProxyEventV2): HttpRequest {
+  const body = event.body === undefined ? Buffer.alloc(0) : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(event.headers ?? {})) if (value !== undefined) headers[name.toLowerCase()] = value;
+  return {
+    method: event.requestContext.http.method.toUpperCase(),
+    path: event.rawPath,
+    query: new URLSearchParams(event.rawQueryString ?? ''),
+    headers,
+    body: bodyOf(body),
+  };
+}
+
+/** The HTTP API result for a response; a streamed body is read into memory (Lambda buffers responses). */
+export async function resultFromResponse(response: HttpResponse): Promise<APIGatewayProxyStructuredResultV2> {
+  const body = response.body instanceof Readable ? Buffer.concat(await response.body.toArray()) : response.body;
+  return {
+    statusCode: response.status,
+    headers: response.headers,
+    body: body && body.length > 0 ? body.toString('base64') : '',
+    isBase64Encoded: body !== undefined && body.length > 0,
+  };
+}

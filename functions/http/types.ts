@@ -1,0 +1,40 @@
+/**
+ * The transport-free request and response that every handler speaks. The Lambda entry and the
+ * local server translate their own request objects into these and back.
+ */
+import type { Readable } from 'node:stream';
+import type { BodyStream } from '../core/body.js';
+
+export interface HttpRequest {
+  method: string;
+  /** Path as received (still percent-encoded), without the query string. */
+  path: string;
+  query: URLSearchParams;
+  /** Header values by lower-case name. */
+  headers: Record<string, string | undefined>;
+  body: BodyStream;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** A buffered body, or a stream (local blob delivery only: Lambda responses are buffered). */
+  body?: Buffer | Readable;
+}
+
+/** Path parameters of a matched route, already validated against the spec's grammar. */
+export interface RouteParams {
+  name: string;
+  [param: string]: string;
+}
+
+/** JSON body with its `Content-Type` and `Content-Length`. */
+export function json(status: number, value: unknown, headers: Record<string, string> = {}): HttpResponse {
+  const body = Buffer.from(JSON.stringify(value));
+  return { status, headers: { 'Content-Type': 'application/json', 'Content-Length': String(body.length), ...headers }, body };
+}
+
+/** A response without a body. */
+export function empty(status: number, headers: Record<string, string> = {}): HttpResponse {
+  return { status, headers: { 'Content-Length': '0', ...headers } };
+}

@@ -1,0 +1,315 @@
+/**
+ * DynamoDB adapter of the {@link MetadataStore} port: one table, string keys `pk`/`sk`.
+ *
+ * | item            | pk                  | sk                             |
+ * |-----------------|---------------------|--------------------------------|
+ * | blob            | `BLOB#<digest>`     | `BLOB`                         |
+ * | blob link       | `REPO#<name>`       | `BLOB#<digest>`                |
+ * | manifest        | `REPO#<name>`       | `MANIFEST#<digest>`            |
+ * | tag             | `REPO#<name>`       | `TAG#<tag>`                    |
+ * | referrer        | `REPO#<name>`       | `REFERRER#<subject>#<digest>`  |
+ * | repository      | `CATALOG`           | `<name>`                       |
+ * | upload session  | `UPLOAD#<id>`       | `UPLOAD`                       |
+ *
+ * Sort keys order tags and repositories lexically, so listings are single ordered queries.
+ * No transactions (the embedded emulator lacks them): every multi-item change is ordered so
+ * that a crash between two writes leaves only unreferenced data.
+ */
+import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type QueryCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import type { Digest } from '../core/grammar.js';
+import {
+  UploadConflict,
+  type BlobRecord,
+  type Descriptor,
+  type ManifestRecord,
+  type MetadataStore,
+  type Page,
+  type TagRecord,
+  type UploadSession,
+} from './ports.js';
+
+/** Where the table is: `endpoint` unset means AWS itself. */
+export interface DynamoSettings {
+  table: string;
+  region: string;
+  endpoint?: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+/** Creates the document client Berth uses for `settings`. */
+export function createDynamoClient(settings: DynamoSettings): DynamoDBDocumentClient {
+  const client = new DynamoDBClient({ region: settings.region, endpoint: settings.endpoint, credentials: settings.credentials });
+  return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+}
+
+type Item = Record<string, unknown>;
+
+const repoKey = (repository: string) => `REPO#${repository}`;
+const uploadKey = (id: string) => ({ pk: `UPLOAD#${id}`, sk: 'UPLOAD' });
+
+/** {@link MetadataStore} on one DynamoDB table. */
+export class DynamoMetadataStore implements MetadataStore {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  async getBlob(digest: Digest): Promise<BlobRecord | undefined> {
+    const item = await this.get({ pk: `BLOB#${digest}`, sk: 'BLOB' });
+    return item && toBlob(digest, item);
+  }
+
+  async putBlobIfAbsent(blob: BlobRecord): Promise<{ blob: BlobRecord; created: boolean }> {
+    const created = await this.putIf({ pk: `BLOB#${blob.digest}`, sk: 'BLOB', size: blob.size, key: blob.key }, 'attribute_not_exists(pk)');
+    if (created) return { blob, created };
+    const existing = await this.getBlob(blob.digest);
+    return { blob: existing!, created: false };
+  }
+
+  async getBlobLink(repository: string, digest: Digest): Promise<BlobRecord | undefined> {
+    const item = await this.get({ pk: repoKey(repository), sk: `BLOB#${digest}` });
+    return item && toBlob(digest, item);
+  }
+
+  async putBlobLink(repository: string, blob: BlobRecord): Promise<void> {
+    await this.put({ pk: repoKey(repository), sk: `BLOB#${blob.digest}`, size: blob.size, key: blob.key });
+  }
+
+  deleteBlobLink(repository: string, digest: Digest): Promise<boolean> {
+    return this.deleteExisting({ pk: repoKey(repository), sk: `BLOB#${digest}` });
+  }
+
+  async createUpload(session: UploadSession): Promise<void> {
+    await this.put({ ...uploadKey(session.id), ...session });
+  }
+
+  async getUpload(id: string): Promise<UploadSession | undefined> {
+    const item = await this.get(uploadKey(id));
+    return item && toUpload(item);
+  }
+
+  async leaseUpload(id: string, owner: string, now: number, until: number): Promise<UploadSession> {
+    try {
+      const result = await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: uploadKey(id),
+          UpdateExpression: 'SET lockedBy = :owner, lockedUntil = :until',
+          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(lockedUntil) OR lockedUntil < :now)',
+          ExpressionAttributeValues: { ':owner': owner, ':until': until, ':now': now },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toUpload(result.Attributes!);
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) throw new UploadConflict(await this.getUpload(id));
+      throw error;
+    }
+  }
+
+  async commitUpload(session: UploadSession, owner: string): Promise<void> {
+    const committed = await this.putIf(
+      { ...uploadKey(session.id), ...session },
+      'lockedBy = :owner AND version = :previous',
+      { ':owner': owner, ':previous': session.version - 1 },
+    );
+    if (!committed) throw new UploadConflict(await this.getUpload(session.id));
+  }
+
+  async releaseUpload(id: string, owner: string): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: uploadKey(id),
+          UpdateExpression: 'REMOVE lockedBy, lockedUntil',
+          ConditionExpression: 'lockedBy = :owner',
+          ExpressionAttributeValues: { ':owner': owner },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    await this.db.send(new DeleteCommand({ TableName: this.table, Key: uploadKey(id) }));
+  }
+
+  async getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined> {
+    const item = await this.get({ pk: repoKey(repository), sk: `MANIFEST#${digest}` });
+    if (!item) return undefined;
+    return {
+      repository,
+      digest,
+      mediaType: item.mediaType as string,
+      size: item.size as number,
+      bytes: item.bytes as Uint8Array | undefined,
+      key: item.key as string | undefined,
+      subject: item.subject as Digest | undefined,
+      createdAt: item.createdAt as number,
+    };
+  }
+
+  async putManifest(manifest: ManifestRecord): Promise<void> {
+    const { repository, digest, ...rest } = manifest;
+    await this.put({ pk: repoKey(repository), sk: `MANIFEST#${digest}`, ...rest });
+  }
+
+  deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    return this.deleteExisting({ pk: repoKey(repository), sk: `MANIFEST#${digest}` });
+  }
+
+  async getTag(repository: string, tag: string): Promise<TagRecord | undefined> {
+    const item = await this.get({ pk: repoKey(repository), sk: `TAG#${tag}` });
+    return item && toTag(repository, tag, item);
+  }
+
+  async putTag(tag: TagRecord): Promise<void> {
+    const { repository, tag: name, ...rest } = tag;
+    await this.put({ pk: repoKey(repository), sk: `TAG#${name}`, ...rest });
+  }
+
+  deleteTag(repository: string, tag: string): Promise<boolean> {
+    return this.deleteExisting({ pk: repoKey(repository), sk: `TAG#${tag}` });
+  }
+
+  async listTags(repository: string, limit: number, last?: string): Promise<Page<TagRecord>> {
+    const page = await this.queryPage(repoKey(repository), 'TAG#', limit, last);
+    return {
+      items: page.items.map((item) => toTag(repository, (item.sk as string).slice(4), item)),
+      last: page.last,
+    };
+  }
+
+  async putReferrer(repository: string, subject: Digest, descriptor: Descriptor): Promise<void> {
+    await this.put({ pk: repoKey(repository), sk: `REFERRER#${subject}#${descriptor.digest}`, ...descriptor });
+  }
+
+  async deleteReferrer(repository: string, subject: Digest, digest: Digest): Promise<void> {
+    await this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk: repoKey(repository), sk: `REFERRER#${subject}#${digest}` } }));
+  }
+
+  async listReferrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+    const items = await this.queryAll({
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': repoKey(repository), ':prefix': `REFERRER#${subject}#` },
+    });
+    return items.map(({ mediaType, digest, size, artifactType, annotations }) => ({
+      mediaType, digest, size, artifactType, annotations,
+    }) as Descriptor);
+  }
+
+  async touchRepository(repository: string, pushedAt: number): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: 'CATALOG', sk: repository },
+        UpdateExpression: 'SET pushedAt = :at, createdAt = if_not_exists(createdAt, :at)',
+        ExpressionAttributeValues: { ':at': pushedAt },
+      }),
+    );
+  }
+
+  async repositoryExists(repository: string): Promise<boolean> {
+    return (await this.get({ pk: 'CATALOG', sk: repository })) !== undefined;
+  }
+
+  async listRepositories(limit: number, last?: string): Promise<Page<string>> {
+    const page = await this.queryPage('CATALOG', '', limit, last);
+    return { items: page.items.map((item) => item.sk as string), last: page.last };
+  }
+
+  /** One page of items whose sort key starts with `prefix`, after `prefix + last`. */
+  private async queryPage(pk: string, prefix: string, limit: number, last?: string): Promise<Page<Item>> {
+    const items: Item[] = [];
+    let start: Item | undefined = last === undefined ? undefined : { pk, sk: prefix + last };
+    // Ask for one more than wanted: DynamoDB cannot tell whether a page is the last one.
+    while (items.length <= limit) {
+      const result = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: prefix ? 'pk = :pk AND begins_with(sk, :prefix)' : 'pk = :pk',
+          ExpressionAttributeValues: prefix ? { ':pk': pk, ':prefix': prefix } : { ':pk': pk },
+          ExclusiveStartKey: start,
+          Limit: limit + 1 - items.length,
+        }),
+      );
+      items.push(...(result.Items ?? []));
+      start = result.LastEvaluatedKey;
+      if (!start) break;
+    }
+    const more = items.length > limit;
+    const page = items.slice(0, limit);
+    return { items: page, last: more && page.length > 0 ? (page.at(-1)!.sk as string).slice(prefix.length) : undefined };
+  }
+
+  private async queryAll(input: QueryCommandInput): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const result = await this.db.send(new QueryCommand({ ...input, ExclusiveStartKey: start }));
+      items.push(...(result.Items ?? []));
+      start = result.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  private async get(key: Item): Promise<Item | undefined> {
+    const result = await this.db.send(new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }));
+    return result.Item;
+  }
+
+  private async put(item: Item): Promise<void> {
+    await this.db.send(new PutCommand({ TableName: this.table, Item: item }));
+  }
+
+  /** Conditional put; false when the condition failed. */
+  private async putIf(item: Item, condition: string, values?: Item): Promise<boolean> {
+    try {
+      await this.db.send(
+        new PutCommand({ TableName: this.table, Item: item, ConditionExpression: condition, ExpressionAttributeValues: values }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** Deletes an item; false when it did not exist. */
+  private async deleteExisting(key: Item): Promise<boolean> {
+    const result = await this.db.send(new DeleteCommand({ TableName: this.table, Key: key, ReturnValues: 'ALL_OLD' }));
+    return result.Attributes !== undefined;
+  }
+}
+
+function toBlob(digest: Digest, item: Item): BlobRecord {
+  return { digest, size: item.size as number, key: item.key as string };
+}
+
+function toTag(repository: string, tag: string, item: Item): TagRecord {
+  return {
+    repository,
+    tag,
+    digest: item.digest as Digest,
+    mediaType: item.mediaType as string,
+    size: item.size as number,
+    updatedAt: item.updatedAt as number,
+  };
+}
+
+function toUpload(item: Item): UploadSession {
+  const { pk: _pk, sk: _sk, lockedBy: _owner, lockedUntil: _until, ...session } = item;
+  return session as unknown as UploadSession;
+}

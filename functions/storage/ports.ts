@@ -1,0 +1,166 @@
+/**
+ * The two storage ports of the registry core. The core talks only to these interfaces;
+ * `s3.ts` and `dynamodb.ts` adapt them to S3 and DynamoDB, and `test/contract` checks every
+ * back end (embedded emulators, MinIO, DynamoDB Local, AWS) against the same expectations.
+ */
+import type { Readable } from 'node:stream';
+import type { Digest } from '../core/grammar.js';
+
+/** Byte store for blob data, upload scratch data and large manifests (S3 semantics). */
+export interface BlobStore {
+  /** Stores a whole object (≤ 5 GiB, S3 PutObject). */
+  put(key: string, body: Uint8Array): Promise<void>;
+  /** Reads a whole small object into memory (upload tails, manifests). Throws if missing. */
+  read(key: string): Promise<Buffer>;
+  /** Streams an object, or the inclusive byte range `[start, end]` of it. */
+  open(key: string, range?: ByteRange): Promise<Readable>;
+  /** A URL that lets anyone GET the object for `expiresIn` seconds (SigV4 presigned). */
+  presignGet(key: string, expiresIn: number): Promise<string>;
+  /** Removes an object; a missing object is not an error. */
+  delete(key: string): Promise<void>;
+  /** Starts a multipart upload to `key`; returns its upload id. */
+  createMultipart(key: string): Promise<string>;
+  /** Uploads part `partNumber` (1..10000; ≥ 5 MiB unless last) and returns its ETag. */
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array): Promise<string>;
+  /** Joins the parts, in ascending part number, into the object at `key`. */
+  completeMultipart(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void>;
+  /** Discards a multipart upload and its parts; an unknown upload is not an error. */
+  abortMultipart(key: string, uploadId: string): Promise<void>;
+}
+
+/** An inclusive byte range, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** One committed part of an upload session's S3 multipart upload. */
+export interface UploadedPart {
+  number: number;
+  etag: string;
+  size: number;
+}
+
+/** A verified blob: its digest, size in bytes and the object key that holds its bytes. */
+export interface BlobRecord {
+  digest: Digest;
+  size: number;
+  key: string;
+}
+
+/**
+ * Server-side state of a blob upload session (end-4a … end-6, end-13). `offset` bytes have been
+ * received and hashed; of these, the bytes in `parts` are in the S3 multipart upload and the
+ * last `tailSize` bytes wait in the object `tailKey` until they make a part of at least 5 MiB.
+ */
+export interface UploadSession {
+  id: string;
+  repository: string;
+  /** Object key the finished blob will have. */
+  dataKey: string;
+  offset: number;
+  multipartId?: string;
+  parts: UploadedPart[];
+  tailKey?: string;
+  tailSize: number;
+  /** Serialised SHA-256 state of bytes `[0, offset)` (hash-wasm `save()`), base64. */
+  hashState?: string;
+  /** Incremented by every commit; commits are conditional on it. */
+  version: number;
+  createdAt: number;
+  /** Epoch seconds after which the session may be dropped (DynamoDB TTL). */
+  expiresAt: number;
+}
+
+/** A descriptor as the image spec defines it, as far as the registry keeps it. */
+export interface Descriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+/** A stored manifest: exact bytes inline (small) or under `key` in the blob store (large). */
+export interface ManifestRecord {
+  repository: string;
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  bytes?: Uint8Array;
+  key?: string;
+  subject?: Digest;
+  createdAt: number;
+}
+
+/** A tag: a mutable name for a manifest, with enough of it to answer HEAD in one read. */
+export interface TagRecord {
+  repository: string;
+  tag: string;
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  updatedAt: number;
+}
+
+/** One page of a lexically ordered listing; `last` is set when another page follows. */
+export interface Page<T> {
+  items: T[];
+  last?: string;
+}
+
+/** Thrown by upload session writes that lost a race (another request holds or changed the session). */
+export class UploadConflict extends Error {
+  constructor(readonly current?: UploadSession) {
+    super('upload session is busy or changed');
+  }
+}
+
+/** Metadata store (DynamoDB semantics: single items, conditional writes, ordered queries). */
+export interface MetadataStore {
+  getBlob(digest: Digest): Promise<BlobRecord | undefined>;
+  /** Records a verified blob unless one exists; returns the record that is now authoritative. */
+  putBlobIfAbsent(blob: BlobRecord): Promise<{ blob: BlobRecord; created: boolean }>;
+  /** The blob as linked to `repository` (the repository may serve it), or undefined. */
+  getBlobLink(repository: string, digest: Digest): Promise<BlobRecord | undefined>;
+  putBlobLink(repository: string, blob: BlobRecord): Promise<void>;
+  /** Removes a link; false when there was none. */
+  deleteBlobLink(repository: string, digest: Digest): Promise<boolean>;
+
+  createUpload(session: UploadSession): Promise<void>;
+  getUpload(id: string): Promise<UploadSession | undefined>;
+  /**
+   * Takes the session's write lease until `until` (epoch ms) for `owner`.
+   * @throws UploadConflict when another owner holds an unexpired lease or the session is gone.
+   */
+  leaseUpload(id: string, owner: string, now: number, until: number): Promise<UploadSession>;
+  /**
+   * Writes the session's new state and releases the lease, only if `owner` still holds it and
+   * nobody committed since `session.version - 1`.
+   * @throws UploadConflict otherwise.
+   */
+  commitUpload(session: UploadSession, owner: string): Promise<void>;
+  /** Gives up a lease without changes (best effort). */
+  releaseUpload(id: string, owner: string): Promise<void>;
+  deleteUpload(id: string): Promise<void>;
+
+  getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined>;
+  putManifest(manifest: ManifestRecord): Promise<void>;
+  deleteManifest(repository: string, digest: Digest): Promise<boolean>;
+
+  getTag(repository: string, tag: string): Promise<TagRecord | undefined>;
+  putTag(tag: TagRecord): Promise<void>;
+  deleteTag(repository: string, tag: string): Promise<boolean>;
+  /** Tags in lexical order after `last`, at most `limit`. */
+  listTags(repository: string, limit: number, last?: string): Promise<Page<TagRecord>>;
+
+  putReferrer(repository: string, subject: Digest, descriptor: Descriptor): Promise<void>;
+  deleteReferrer(repository: string, subject: Digest, digest: Digest): Promise<void>;
+  listReferrers(repository: string, subject: Digest): Promise<Descriptor[]>;
+
+  /** Adds the repository to the catalog (idempotent) and records `pushedAt` (epoch ms). */
+  touchRepository(repository: string, pushedAt: number): Promise<void>;
+  repositoryExists(repository: string): Promise<boolean>;
+  /** Repository names in lexical order after `last`, at most `limit`. */
+  listRepositories(limit: number, last?: string): Promise<Page<string>>;
+}

@@ -1,0 +1,85 @@
+/**
+ * The embedded back ends of the local stack: `dynalite` (DynamoDB) and `s3rver` (S3), started
+ * in-process on loopback with their data under one folder, table and bucket created on first
+ * start. s3rver verifies no signatures, so it must never listen beyond loopback, and blobs are
+ * streamed by Berth rather than redirected to it.
+ */
+import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
+import dynalite from 'dynalite';
+import { mkdir, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import S3rver from 's3rver';
+
+/** Fixed credentials: the emulators accept any, the SDK insists on some. */
+export const EMULATOR_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+/** Running emulators and the environment that points Berth at them. */
+export interface Emulators {
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/** Creates the table layout Berth expects (pk/sk strings, on demand), unless it exists. */
+export async function createTable(endpoint: string, table: string, region = 'us-east-1'): Promise<void> {
+  const client = new DynamoDBClient({ endpoint, region, credentials: EMULATOR_CREDENTIALS });
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: table,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ResourceInUseException)) throw error;
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
+ * Starts both emulators with data under `dataDir` (created if missing) on ephemeral loopback
+ * ports and writes their endpoints to `<dataDir>/endpoints.json`, so that other processes (the
+ * `berth` CLI) can reach the same data while the server runs.
+ */
+export async function startEmulators(dataDir: string, names = { table: 'berth', bucket: 'berth' }): Promise<Emulators> {
+  await mkdir(join(dataDir, 's3'), { recursive: true });
+  const dynamo: Server = dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) => dynamo.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const s3 = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: join(dataDir, 's3'),
+    configureBuckets: [{ name: names.bucket }],
+  });
+  const s3Address = (await s3.run()) as AddressInfo;
+  const dynamoEndpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
+  await createTable(dynamoEndpoint, names.table);
+  const env = {
+    BERTH_DYNAMODB_ENDPOINT: dynamoEndpoint,
+    BERTH_S3_ENDPOINT: `http://127.0.0.1:${s3Address.port}`,
+    BERTH_TABLE: names.table,
+    BERTH_BUCKET: names.bucket,
+    BERTH_BLOB_DELIVERY: 'stream',
+    AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey,
+  };
+  await writeFile(join(dataDir, 'endpoints.json'), JSON.stringify(env, null, 2));
+  return {
+    env,
+    async stop() {
+      await s3.close();
+      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+    },
+  };
+}

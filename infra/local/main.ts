@@ -1,0 +1,39 @@
+/**
+ * `npm start`: the registry at http://localhost:5000 on embedded DynamoDB and S3, like
+ * `docker run -p 5000:5000 registry:2`. With `BERTH_S3_ENDPOINT` and `BERTH_DYNAMODB_ENDPOINT`
+ * set it serves those back ends instead (MinIO and DynamoDB Local, or AWS).
+ *
+ * Environment: `PORT` (5000), `HOST` (0.0.0.0), `BERTH_DATA_DIR` (./.berth), and the variables
+ * of functions/config.ts.
+ */
+import { resolve } from 'node:path';
+import { loadConfig } from '../../functions/config.js';
+import { registryFor } from '../../functions/wiring.js';
+import { startEmulators } from './emulators.js';
+import { createRegistryServer } from './server.js';
+
+// The local stack runs on the machine's Node 20 by design; the SDK's notice about Node 22 is for Lambda.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const port = Number(process.env.PORT ?? 5000);
+const host = process.env.HOST ?? '0.0.0.0';
+const dataDir = resolve(process.env.BERTH_DATA_DIR ?? '.berth');
+
+const external = Boolean(process.env.BERTH_S3_ENDPOINT && process.env.BERTH_DYNAMODB_ENDPOINT);
+const emulators = external ? undefined : await startEmulators(dataDir);
+if (emulators) Object.assign(process.env, emulators.env);
+
+const server = createRegistryServer(registryFor(loadConfig()));
+server.listen(port, host, () => {
+  const where = emulators ? `embedded DynamoDB and S3 under ${dataDir}` : `${process.env.BERTH_S3_ENDPOINT} and ${process.env.BERTH_DYNAMODB_ENDPOINT}`;
+  console.log(`berth: registry listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${port} (${where})`);
+});
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    server.close();
+    server.closeAllConnections();
+    void emulators?.stop().finally(() => process.exit(0));
+    if (!emulators) process.exit(0);
+  });
+}

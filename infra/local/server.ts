@@ -1,0 +1,65 @@
+/**
+ * The local / self-hosted transport: a `node:http` server that hands each request to the same
+ * router the Lambda entry uses, streaming request bodies into the core (a layer of any size
+ * needs only a few S3 parts of memory) and blob bodies back out. One log line per request.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Registry } from '../../functions/core/registry.js';
+import { route } from '../../functions/http/router.js';
+import type { HttpRequest } from '../../functions/http/types.js';
+
+/** Where request log lines go (stdout by default). */
+export type RequestLog = (line: string) => void;
+
+/** A server that answers the registry API for `registry`. Call `listen` on it. */
+export function createRegistryServer(registry: Registry, log: RequestLog = console.log): Server {
+  const server = createServer((req, res) => void serve(registry, req, res, log));
+  // Uploads of large layers may take long; a fixed request timeout would cut them off.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  return server;
+}
+
+async function serve(registry: Registry, req: IncomingMessage, res: ServerResponse, log: RequestLog): Promise<void> {
+  const started = performance.now();
+  const readBefore = req.socket.bytesRead;
+  const request = toRequest(req);
+  let sent = 0;
+  const response = await route(registry, request);
+  res.writeHead(response.status, response.headers);
+  try {
+    if (response.body instanceof Readable) {
+      response.body.on('data', (chunk: Buffer) => (sent += chunk.length));
+      await pipeline(response.body, res);
+    } else {
+      sent = response.body?.length ?? 0;
+      res.end(response.body);
+    }
+  } catch {
+    res.destroy();
+  }
+  // A body the handler did not read (an error before the upload started) is drained, not left
+  // to stall the connection.
+  if (!req.complete) req.resume();
+  const ms = (performance.now() - started).toFixed(1);
+  log(`${req.method} ${request.path} ${response.status} ${ms}ms in=${req.socket.bytesRead - readBefore} out=${sent}`);
+}
+
+function toRequest(req: IncomingMessage): HttpRequest {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  const length = headers['content-length'];
+  return {
+    method: req.method ?? 'GET',
+    path: q < 0 ? url : url.slice(0, q),
+    query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
+    headers,
+    body: { chunks: req, length: length === undefined ? undefined : Number(length) },
+  };
+}
