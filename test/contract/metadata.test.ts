@@ -1,0 +1,101 @@
+/** The MetadataStore contract, run over sockets against the configured back end. */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
+import { UploadConflict, type MetadataStore, type UploadSession } from '../../functions/storage/ports.js';
+import { startBackends, type Backends } from '../support/stack.js';
+
+let backends: Backends;
+let store: MetadataStore;
+before(async () => {
+  backends = await startBackends();
+  store = new DynamoMetadataStore(createDynamoClient(backends.config.dynamo), backends.config.dynamo.table);
+});
+after(() => backends.stop());
+
+const digest = (c: string) => `sha256:${c.repeat(64)}` as const;
+
+describe('MetadataStore contract', () => {
+  test('blobs: first writer wins, links are per repository', async () => {
+    const first = await store.putBlobIfAbsent({ digest: digest('a'), size: 3, key: 'k1' });
+    const second = await store.putBlobIfAbsent({ digest: digest('a'), size: 3, key: 'k2' });
+    assert.equal(first.created, true);
+    assert.deepEqual(second, { blob: { digest: digest('a'), size: 3, key: 'k1' }, created: false });
+    await store.putBlobLink('r1', first.blob);
+    assert.deepEqual(await store.getBlobLink('r1', digest('a')), first.blob);
+    assert.equal(await store.getBlobLink('r2', digest('a')), undefined);
+    assert.equal(await store.deleteBlobLink('r1', digest('a')), true);
+    assert.equal(await store.deleteBlobLink('r1', digest('a')), false);
+  });
+
+  test('upload sessions: one lease at a time, commits are conditional', async () => {
+    const session: UploadSession = { id: 'u1', repository: 'r', dataKey: 'blobs/u1', offset: 0, parts: [], tailSize: 0, version: 0, createdAt: 1, expiresAt: 2 };
+    await store.createUpload(session);
+    const now = Date.now();
+    const leased = await store.leaseUpload('u1', 'alice', now, now + 60_000);
+    assert.equal(leased.offset, 0);
+    await assert.rejects(store.leaseUpload('u1', 'bob', now, now + 60_000), UploadConflict);
+    const next = { ...leased, offset: 5, parts: [{ number: 1, etag: '"e"', size: 5 }], hashState: 'c3RhdGU=', version: 1 };
+    await assert.rejects(store.commitUpload(next, 'bob'), UploadConflict);
+    await store.commitUpload(next, 'alice');
+    assert.deepEqual(await store.getUpload('u1'), next);
+    await assert.rejects(store.commitUpload(next, 'alice'), UploadConflict, 'the lease ended with the commit');
+    const again = await store.leaseUpload('u1', 'bob', now, now + 60_000);
+    await store.releaseUpload('u1', 'bob');
+    assert.equal(again.version, 1);
+    await store.leaseUpload('u1', 'carol', now, now + 1);
+    assert.ok(await store.leaseUpload('u1', 'dave', now + 10, now + 60_000), 'an expired lease can be taken over');
+    await store.deleteUpload('u1');
+    assert.equal(await store.getUpload('u1'), undefined);
+    await assert.rejects(store.leaseUpload('u1', 'erin', now, now + 1), UploadConflict);
+  });
+
+  test('manifests keep their bytes exactly', async () => {
+    const bytes = new Uint8Array([0, 1, 2, 255]);
+    await store.putManifest({ repository: 'm', digest: digest('b'), mediaType: 'x/y', size: 4, bytes, createdAt: 7 });
+    const manifest = await store.getManifest('m', digest('b'));
+    assert.deepEqual(Buffer.from(manifest!.bytes!), Buffer.from(bytes));
+    assert.equal(manifest!.mediaType, 'x/y');
+    assert.equal(await store.deleteManifest('m', digest('b')), true);
+    assert.equal(await store.getManifest('m', digest('b')), undefined);
+  });
+
+  test('tags list in lexical order, page by page, from any position', async () => {
+    const names = ['b', 'a', 'c10', 'c2', 'C', 'z', 'a1'];
+    for (const tag of names) await store.putTag({ repository: 't', tag, digest: digest('c'), mediaType: 'x/y', size: 1, updatedAt: 1 });
+    const sorted = [...names].sort();
+    const all = [];
+    let last: string | undefined;
+    do {
+      const page = await store.listTags('t', 3, last);
+      assert.ok(page.items.length <= 3);
+      all.push(...page.items.map((t) => t.tag));
+      last = page.last;
+    } while (last);
+    assert.deepEqual(all, sorted);
+    assert.deepEqual((await store.listTags('t', 100, 'b0')).items.map((t) => t.tag), ['c10', 'c2', 'z'], 'a position that is not a tag');
+    assert.equal((await store.listTags('t', 7)).last, undefined, 'an exactly full page has no successor');
+    assert.equal(await store.deleteTag('t', 'z'), true);
+    assert.equal(await store.getTag('t', 'z'), undefined);
+  });
+
+  test('referrers are listed per subject', async () => {
+    await store.putReferrer('rr', digest('d'), { mediaType: 'x/y', digest: digest('e'), size: 1, artifactType: 'a/b', annotations: { k: 'v' } });
+    await store.putReferrer('rr', digest('d'), { mediaType: 'x/y', digest: digest('f'), size: 2 });
+    await store.putReferrer('rr', digest('0'), { mediaType: 'x/y', digest: digest('1'), size: 3 });
+    const referrers = await store.listReferrers('rr', digest('d'));
+    assert.deepEqual(referrers.map((r) => r.digest), [digest('e'), digest('f')]);
+    assert.deepEqual(referrers[0].annotations, { k: 'v' });
+    await store.deleteReferrer('rr', digest('d'), digest('e'));
+    assert.equal((await store.listReferrers('rr', digest('d'))).length, 1);
+  });
+
+  test('repositories: catalog in lexical order', async () => {
+    for (const name of ['zeta', 'alpha/one', 'alpha', 'mid']) await store.touchRepository(name, 1);
+    assert.equal(await store.repositoryExists('mid'), true);
+    assert.equal(await store.repositoryExists('nope'), false);
+    const first = await store.listRepositories(2);
+    const rest = await store.listRepositories(100, first.last);
+    assert.deepEqual([...first.items, ...rest.items].filter((n) => ['zeta', 'alpha/one', 'alpha', 'mid'].includes(n)), ['alpha', 'alpha/one', 'mid', 'zeta']);
+  });
+});
