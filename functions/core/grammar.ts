@@ -59,6 +59,16 @@ export function parseReference(value: string): Reference {
   return { kind: 'tag', tag: value };
 }
 
+/**
+ * Parses the `<reference>` of a manifest read or delete: a malformed tag names no manifest, so
+ * it is unknown (404) rather than invalid, as in the reference registry.
+ * @throws RegistryError DIGEST_INVALID for a malformed digest, MANIFEST_UNKNOWN for a malformed tag.
+ */
+export function lookupReference(value: string): Reference {
+  if (value.includes(':') || isTag(value)) return parseReference(value);
+  throw fail('MANIFEST_UNKNOWN', `manifest unknown: ${clip(value)}`, { tag: clip(value) });
+}
+
 function splitDigest(value: string): [string, string] {
   const colon = value.indexOf(':');
   return [value.slice(0, colon), value.slice(colon + 1)];

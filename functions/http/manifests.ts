@@ -1,19 +1,19 @@
 /** Manifest endpoints: HEAD and GET (end-3), PUT (end-7), DELETE (end-9). */
 import { readLimited } from '../core/body.js';
-import { parseReference } from '../core/grammar.js';
+import { lookupReference, parseReference } from '../core/grammar.js';
 import { MAX_MANIFEST_BYTES } from '../core/manifest.js';
 import type { Registry } from '../core/registry.js';
 import { empty, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
 
 /** HEAD /v2/<name>/manifests/<reference> */
 export async function headManifest(registry: Registry, _request: HttpRequest, { name, reference }: RouteParams): Promise<HttpResponse> {
-  const manifest = await registry.manifests.stat(name, parseReference(reference));
+  const manifest = await registry.manifests.stat(name, lookupReference(reference));
   return { status: 200, headers: manifestHeaders(manifest) };
 }
 
 /** GET /v2/<name>/manifests/<reference> — the exact bytes that were pushed, with their media type. */
 export async function getManifest(registry: Registry, _request: HttpRequest, { name, reference }: RouteParams): Promise<HttpResponse> {
-  const manifest = await registry.manifests.get(name, parseReference(reference));
+  const manifest = await registry.manifests.get(name, lookupReference(reference));
   return { status: 200, headers: manifestHeaders(manifest), body: manifest.bytes };
 }
 
@@ -31,7 +31,7 @@ export async function putManifest(registry: Registry, request: HttpRequest, { na
 
 /** DELETE /v2/<name>/manifests/<reference> — by digest the manifest, by tag the tag. */
 export async function deleteManifest(registry: Registry, _request: HttpRequest, { name, reference }: RouteParams): Promise<HttpResponse> {
-  await registry.manifests.delete(name, parseReference(reference));
+  await registry.manifests.delete(name, lookupReference(reference));
   return empty(202);
 }
 
