@@ -1,15 +1,17 @@
 /**
- * SHA-256 for blobs and manifests. Two implementations behind one shape: node's crypto
- * (≈1.4 GB/s, state cannot be saved) when a whole blob arrives in one request, and
- * hash-wasm (≈0.3 GB/s, state saves to ~116 bytes) when an upload spans requests that may
- * run in different Lambda invocations.
+ * Digests of blobs and manifests. Two implementations behind one shape: node's crypto
+ * (≈1.4 GB/s, any registered algorithm, state cannot be saved) when a whole blob arrives in one
+ * request, and hash-wasm SHA-256 (≈0.3 GB/s, state saves to ~116 bytes) when an upload spans
+ * requests that may run in different Lambda invocations.
  */
 import { createHash } from 'node:crypto';
 import { createSHA256, type IHasher } from 'hash-wasm';
 import type { Digest } from './grammar.js';
 
-/** An incremental SHA-256 over a blob's bytes. */
+/** An incremental hash over a blob's bytes. */
 export interface BlobHasher {
+  /** The digest algorithm, e.g. `sha256`. */
+  readonly algorithm: string;
   update(chunk: Uint8Array): void;
   /** The digest of everything hashed so far; ends the hasher. */
   digest(): Digest;
@@ -22,12 +24,13 @@ export function sha256Of(bytes: Uint8Array): Digest {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
-/** A one-shot hasher: fastest, but its state cannot be saved. */
-export function oneShotHasher(): BlobHasher {
-  const hash = createHash('sha256');
+/** A one-shot hasher for a registered `algorithm` (`sha256`, `sha512`): fastest, but its state cannot be saved. */
+export function oneShotHasher(algorithm = 'sha256'): BlobHasher {
+  const hash = createHash(algorithm);
   return {
+    algorithm,
     update: (chunk) => hash.update(chunk),
-    digest: () => `sha256:${hash.digest('hex')}`,
+    digest: () => `${algorithm}:${hash.digest('hex')}`,
     save: () => {
       throw new Error('one-shot hasher state cannot be saved');
     },
@@ -40,6 +43,7 @@ export async function resumableHasher(state?: string): Promise<BlobHasher> {
   hasher.init();
   if (state) hasher.load(Buffer.from(state, 'base64'));
   return {
+    algorithm: 'sha256',
     update: (chunk) => hasher.update(chunk),
     digest: () => `sha256:${hasher.digest('hex')}`,
     save: () => Buffer.from(hasher.save()).toString('base64'),

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import type { BodyStream } from './body.js';
 import { fail } from './errors.js';
 import { oneShotHasher, resumableHasher, type BlobHasher } from './digest.js';
-import type { Digest } from './grammar.js';
+import { digestAlgorithm, type Digest } from './grammar.js';
 import { UploadConflict, type BlobRecord, type BlobStore, type MetadataStore, type UploadSession } from '../storage/ports.js';
 
 /** The `Content-Range` of a chunk: inclusive first and last byte offsets. */
@@ -89,7 +89,7 @@ export class Uploads {
   async append(repository: string, id: string, body: BodyStream, range?: ChunkRange): Promise<UploadSession> {
     return this.withLease(repository, id, async (session, owner) => {
       checkRange(session, body, range);
-      const writer = await SessionWriter.open(this.blobs, this.settings, session, false);
+      const writer = await SessionWriter.open(this.blobs, this.settings, session);
       await writer.writeAll(body.chunks, range);
       const next = await writer.suspend();
       await this.metadata.commitUpload(next, owner);
@@ -106,21 +106,41 @@ export class Uploads {
   async finish(repository: string, id: string, digest: Digest, body: BodyStream, range?: ChunkRange): Promise<BlobRecord> {
     return this.withLease(repository, id, async (session) => {
       checkRange(session, body, range);
-      const writer = await SessionWriter.open(this.blobs, this.settings, session, true);
+      const algorithm = digestAlgorithm(digest);
+      const writer = await SessionWriter.open(this.blobs, this.settings, session, algorithm);
       await writer.writeAll(body.chunks, range);
-      const actual = writer.digest();
-      if (actual !== digest) {
-        await writer.discard();
+      let actual: Digest;
+      let key: string | undefined;
+      if (writer.algorithm === algorithm) {
+        actual = writer.digest();
+        if (actual === digest) key = await writer.complete();
+        else await writer.discard();
+      } else {
+        // Streamed sessions hash SHA-256 as they go; another algorithm is checked by reading back.
+        key = await writer.complete();
+        actual = await this.digestStored(key, algorithm);
+        if (actual !== digest) {
+          await this.blobs.delete(key);
+          key = undefined;
+        }
+      }
+      if (key === undefined) {
         await this.discard(session);
         throw fail('DIGEST_INVALID', `digest mismatch: the uploaded content has digest ${actual}, not ${digest}`, {
           expected: digest,
           actual,
         });
       }
-      const blob = await this.publish(repository, { digest, size: writer.offset, key: await writer.complete() });
+      const blob = await this.publish(repository, { digest, size: writer.offset, key });
       await this.forget(session);
       return blob;
     });
+  }
+
+  private async digestStored(key: string, algorithm: string): Promise<Digest> {
+    const hasher = oneShotHasher(algorithm);
+    for await (const chunk of await this.blobs.open(key)) hasher.update(chunk as Buffer);
+    return hasher.digest();
   }
 
   /** Monolithic upload (end-4b POST `?digest=`): a session that starts and finishes in one request. */
@@ -217,9 +237,13 @@ class SessionWriter {
     this.offset = session.offset;
   }
 
-  /** `final`: this request ends the upload, so a fresh session may use the fast one-shot hasher. */
-  static async open(blobs: BlobStore, settings: UploadSettings, session: UploadSession, final: boolean): Promise<SessionWriter> {
-    const hasher = final && session.offset === 0 ? oneShotHasher() : await resumableHasher(session.hashState);
+  /**
+   * `finalAlgorithm`: this request ends the upload with a digest of that algorithm, so a fresh
+   * session may hash with the fast one-shot hasher in that algorithm.
+   */
+  static async open(blobs: BlobStore, settings: UploadSettings, session: UploadSession, finalAlgorithm?: string): Promise<SessionWriter> {
+    const oneShot = finalAlgorithm !== undefined && session.offset === 0;
+    const hasher = oneShot ? oneShotHasher(finalAlgorithm) : await resumableHasher(session.hashState);
     const writer = new SessionWriter(blobs, settings, session, hasher);
     if (session.tailKey) writer.push(await blobs.read(session.tailKey));
     return writer;
@@ -237,6 +261,10 @@ class SessionWriter {
     if (range && this.offset - start !== range.end - range.start + 1) {
       throw fail('SIZE_INVALID', `Content-Range ${range.start}-${range.end} announced ${range.end - range.start + 1} bytes, got ${this.offset - start}`);
     }
+  }
+
+  get algorithm(): string {
+    return this.hasher.algorithm;
   }
 
   digest(): Digest {
