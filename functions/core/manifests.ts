@@ -31,12 +31,19 @@ export class Manifests {
   ) {}
 
   /**
-   * Stores a manifest under its digest and, for a tag reference, tags it.
+   * Stores a manifest under its digest and tags it with the tag reference, if any, and with
+   * `tags` (the `?tag=` parameters of a push by digest, distribution-spec v1.2 draft).
    * @returns its digest and subject (for `OCI-Subject`).
    * @throws RegistryError DIGEST_INVALID (digest reference that does not match), MANIFEST_INVALID,
    *   MANIFEST_BLOB_UNKNOWN (a referenced blob or child manifest is not in the repository).
    */
-  async put(repository: string, reference: Reference, contentType: string | undefined, bytes: Buffer): Promise<{ digest: Digest; subject?: Digest }> {
+  async put(
+    repository: string,
+    reference: Reference,
+    contentType: string | undefined,
+    bytes: Buffer,
+    tags: readonly string[] = [],
+  ): Promise<{ digest: Digest; subject?: Digest }> {
     const algorithm = reference.kind === 'digest' ? digestAlgorithm(reference.digest) : 'sha256';
     const digest: Digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
     if (reference.kind === 'digest' && reference.digest !== digest) {
@@ -54,8 +61,8 @@ export class Manifests {
     }
     await this.metadata.putManifest(record);
     if (parsed.subject) await this.metadata.putReferrer(repository, parsed.subject, referrerDescriptor(record, parsed));
-    if (reference.kind === 'tag') {
-      await this.metadata.putTag({ repository, tag: reference.tag, digest, mediaType: record.mediaType, size: record.size, updatedAt: now });
+    for (const tag of reference.kind === 'tag' ? [reference.tag, ...tags] : tags) {
+      await this.metadata.putTag({ repository, tag, digest, mediaType: record.mediaType, size: record.size, updatedAt: now });
     }
     await this.metadata.touchRepository(repository, now);
     return { digest, subject: parsed.subject };

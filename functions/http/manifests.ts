@@ -1,6 +1,7 @@
 /** Manifest endpoints: HEAD and GET (end-3), PUT (end-7), DELETE (end-9). */
 import { readLimited } from '../core/body.js';
-import { lookupReference, parseReference } from '../core/grammar.js';
+import { fail } from '../core/errors.js';
+import { isTag, lookupReference, parseReference } from '../core/grammar.js';
 import { MAX_MANIFEST_BYTES } from '../core/manifest.js';
 import type { Registry } from '../core/registry.js';
 import { empty, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
@@ -17,15 +18,18 @@ export async function getManifest(registry: Registry, _request: HttpRequest, { n
   return { status: 200, headers: manifestHeaders(manifest), body: manifest.bytes };
 }
 
-/** PUT /v2/<name>/manifests/<reference> — at most 4 MiB (413 above). */
+/** PUT /v2/<name>/manifests/<reference>[?tag=…] — at most 4 MiB (413 above); `OCI-Tag` lists the `tag` parameters applied. */
 export async function putManifest(registry: Registry, request: HttpRequest, { name, reference }: RouteParams): Promise<HttpResponse> {
   const parsed = parseReference(reference);
+  const tags = [...new Set(request.query.getAll('tag'))];
+  for (const tag of tags) if (!isTag(tag)) throw fail('TAG_INVALID', `invalid tag: ${tag.slice(0, 130)}`);
   const bytes = await readLimited(request.body, MAX_MANIFEST_BYTES, 'manifest');
-  const { digest, subject } = await registry.manifests.put(name, parsed, request.headers['content-type'], bytes);
+  const { digest, subject } = await registry.manifests.put(name, parsed, request.headers['content-type'], bytes, tags);
   return empty(201, {
     Location: `/v2/${name}/manifests/${digest}`,
     'Docker-Content-Digest': digest,
     ...(subject ? { 'OCI-Subject': subject } : {}),
+    ...(tags.length > 0 ? { 'OCI-Tag': tags.join(', ') } : {}),
   });
 }
 
