@@ -11,8 +11,12 @@
  * | `BERTH_S3_ENDPOINT`        | S3 endpoint URL (unset: AWS)                              |              |
  * | `BERTH_BLOB_DELIVERY`      | `redirect` (307 to presigned S3) or `stream`              | `redirect`   |
  * | `BERTH_PART_SIZE`          | bytes per S3 multipart part (5 MiB … 5 GiB)               | 8 MiB        |
+ * | `BERTH_AUTH`               | `required` (tokens or credentials) or `off` (anonymous)   | `required`   |
+ * | `BERTH_TOKEN_KEY`          | token signing key, base64 of ≥ 32 random bytes            |              |
+ * | `BERTH_TOKEN_KEY_SECRET`   | …or the Secrets Manager secret (ARN or name) holding it   |              |
  */
 import { z } from 'zod';
+import type { AuthMode } from './auth/service.js';
 import type { BlobDelivery } from './core/blobs.js';
 import type { DynamoSettings } from './storage/dynamodb.js';
 import type { S3Settings } from './storage/s3.js';
@@ -27,6 +31,9 @@ const schema = z.object({
   BERTH_S3_ENDPOINT: z.url().optional(),
   BERTH_BLOB_DELIVERY: z.enum(['redirect', 'stream']).default('redirect'),
   BERTH_PART_SIZE: z.coerce.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(8 * MiB),
+  BERTH_AUTH: z.enum(['required', 'off']).default('required'),
+  BERTH_TOKEN_KEY: z.base64().optional(),
+  BERTH_TOKEN_KEY_SECRET: z.string().min(1).optional(),
 });
 
 /** Everything the registry needs to reach its storage. */
@@ -35,6 +42,9 @@ export interface Config {
   s3: S3Settings;
   delivery: BlobDelivery;
   partSize: number;
+  auth: AuthMode;
+  /** The token signing key: inline (base64) or a Secrets Manager secret id. */
+  tokenKey: { kind: 'inline'; base64: string } | { kind: 'secret'; id: string } | undefined;
 }
 
 /**
@@ -52,5 +62,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     s3: { bucket: c.BERTH_BUCKET, region: c.AWS_REGION, endpoint: c.BERTH_S3_ENDPOINT },
     delivery: c.BERTH_BLOB_DELIVERY,
     partSize: c.BERTH_PART_SIZE,
+    auth: c.BERTH_AUTH,
+    tokenKey: c.BERTH_TOKEN_KEY
+      ? { kind: 'inline', base64: c.BERTH_TOKEN_KEY }
+      : c.BERTH_TOKEN_KEY_SECRET
+        ? { kind: 'secret', id: c.BERTH_TOKEN_KEY_SECRET }
+        : undefined,
   };
 }

@@ -1,4 +1,6 @@
 /** Composition root: configuration → storage adapters → registry core. */
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { KeySource } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { createRegistry, type Registry } from './core/registry.js';
 import { createDynamoClient, DynamoMetadataStore } from './storage/dynamodb.js';
@@ -8,5 +10,26 @@ import { createS3Client, S3BlobStore } from './storage/s3.js';
 export function registryFor(config: Config): Registry {
   const metadata = new DynamoMetadataStore(createDynamoClient(config.dynamo), config.dynamo.table);
   const store = new S3BlobStore(createS3Client(config.s3), config.s3.bucket);
-  return createRegistry(metadata, store, { delivery: config.delivery, uploads: { partSize: config.partSize } });
+  return createRegistry(metadata, store, {
+    delivery: config.delivery,
+    uploads: { partSize: config.partSize },
+    auth: config.auth,
+    tokenKey: tokenKeySource(config),
+  });
+}
+
+/** The signing key: inline, or read once from Secrets Manager (generated there at deploy time). */
+function tokenKeySource(config: Config): KeySource {
+  const key = config.tokenKey;
+  if (key?.kind === 'inline') return async () => Buffer.from(key.base64, 'base64');
+  if (key?.kind === 'secret') {
+    return async () => {
+      const client = new SecretsManagerClient({ region: config.s3.region });
+      const secret = await client.send(new GetSecretValueCommand({ SecretId: key.id }));
+      return Buffer.from(secret.SecretString!, 'utf8');
+    };
+  }
+  return async () => {
+    throw new Error('no token signing key: set BERTH_TOKEN_KEY or BERTH_TOKEN_KEY_SECRET');
+  };
 }

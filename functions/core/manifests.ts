@@ -109,7 +109,7 @@ export class Manifests {
    * @throws RegistryError NAME_UNKNOWN for a repository that does not exist.
    */
   async tags(repository: string, limit: number, last?: string): Promise<Page<string>> {
-    if (!(await this.metadata.repositoryExists(repository))) {
+    if (!(await this.metadata.getRepository(repository))) {
       throw fail('NAME_UNKNOWN', `repository ${repository} not known to registry`, { name: repository });
     }
     if (limit === 0) return { items: [] };

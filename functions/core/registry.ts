@@ -6,22 +6,26 @@ import { Blobs, type BlobDelivery } from './blobs.js';
 import { Catalog } from './catalog.js';
 import { Manifests } from './manifests.js';
 import { DEFAULT_UPLOAD_SETTINGS, Uploads, type UploadSettings } from './uploads.js';
-import type { BlobStore, MetadataStore } from '../storage/ports.js';
+import type { AccountStore, BlobStore, MetadataStore } from '../storage/ports.js';
+import { Auth, type AuthMode } from '../auth/service.js';
+import { TokenService, type KeySource } from '../auth/tokens.js';
 
 export interface Registry {
+  auth: Auth;
   uploads: Uploads;
   blobs: Blobs;
   manifests: Manifests;
   catalog: Catalog;
 }
 
-/** Wires the services onto `metadata` and `store`. */
+/** Wires the services onto the stores. */
 export function createRegistry(
-  metadata: MetadataStore,
+  metadata: MetadataStore & AccountStore,
   store: BlobStore,
-  options: { delivery: BlobDelivery; uploads?: Partial<UploadSettings> },
+  options: { delivery: BlobDelivery; uploads?: Partial<UploadSettings>; auth: AuthMode; tokenKey: KeySource },
 ): Registry {
   return {
+    auth: new Auth(options.auth, new TokenService(options.tokenKey), metadata, metadata),
     uploads: new Uploads(metadata, store, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads }),
     blobs: new Blobs(metadata, store, options.delivery),
     manifests: new Manifests(metadata, store),

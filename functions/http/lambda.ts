@@ -13,6 +13,7 @@ export function requestFromEvent(event: APIGatewayProxyEventV2): HttpRequest {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(event.headers ?? {})) if (value !== undefined) headers[name.toLowerCase()] = value;
   return {
+    scheme: headers['x-forwarded-proto'] ?? 'https',
     method: event.requestContext.http.method.toUpperCase(),
     path: event.rawPath,
     query: new URLSearchParams(event.rawQueryString ?? ''),

@@ -4,7 +4,7 @@ import { fail } from '../core/errors.js';
 import { MediaTypes } from '../core/manifest.js';
 import type { Registry } from '../core/registry.js';
 import { linkHeader, parseLimit } from './pagination.js';
-import { json, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
+import { json, type AuthorizedRequest, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
 
 /** GET /v2/ — the API version check every client starts with. */
 export async function base(): Promise<HttpResponse> {
@@ -20,10 +20,10 @@ export async function listTags(registry: Registry, request: HttpRequest, { name 
 }
 
 /** GET /v2/_catalog?n=&last= */
-export async function listRepositories(registry: Registry, request: HttpRequest): Promise<HttpResponse> {
+export async function listRepositories(registry: Registry, request: AuthorizedRequest): Promise<HttpResponse> {
   const limit = parseLimit(request.query.get('n'));
   const last = cursor(request, isRepositoryName, 'NAME_INVALID');
-  const page = await registry.catalog.list(limit, last);
+  const page = await registry.catalog.list(limit, last, (repository) => request.caller.mayPull(repository));
   return json(200, { repositories: page.items }, linkHeader('/v2/_catalog', limit, page));
 }
 

@@ -8,30 +8,51 @@ import type { Registry } from '../core/registry.js';
 import { deleteBlob, getBlob, headBlob } from './blobs.js';
 import { base, listReferrers, listRepositories, listTags } from './listings.js';
 import { deleteManifest, getManifest, headManifest, putManifest } from './manifests.js';
-import { json, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
+import { getToken, postToken } from './token.js';
+import { json, type AuthorizedRequest, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
+import type { Access } from '../auth/access.js';
+import type { Caller } from '../auth/service.js';
+import { realmOf } from './realm.js';
 import { appendChunk, cancelUpload, finishUpload, startUpload, uploadStatus } from './uploads.js';
 
-type Handler = (registry: Registry, request: HttpRequest, params: RouteParams) => Promise<HttpResponse>;
+type Handler = (registry: Registry, request: AuthorizedRequest, params: RouteParams) => Promise<HttpResponse>;
+/** What a request to an endpoint needs (token scope); `public` endpoints need no caller at all. */
+type Needs = ((params: RouteParams) => Access[]) | 'public';
+type Endpoint = [Handler, Needs];
 
 interface Route {
   pattern: RegExp;
-  methods: Record<string, Handler>;
+  methods: Record<string, Endpoint>;
 }
 
+const on = (action: string) => (params: RouteParams): Access[] => [{ type: 'repository', name: params.name, actions: [action] }];
+const pull = on('pull');
+const push = on('push');
+const remove = on('delete');
+const nothing = () => [];
+const browse = (): Access[] => [{ type: 'registry', name: 'catalog', actions: ['*'] }];
+
 const routes: Route[] = [
-  { pattern: /^\/v2\/?$/, methods: { GET: base } },
-  { pattern: /^\/v2\/_catalog$/, methods: { GET: listRepositories } },
+  { pattern: /^\/token$/, methods: { GET: [getToken, 'public'], POST: [postToken, 'public'] } },
+  { pattern: /^\/v2\/?$/, methods: { GET: [base, nothing] } },
+  { pattern: /^\/v2\/_catalog$/, methods: { GET: [listRepositories, browse] } },
   {
     pattern: /^\/v2\/(?<name>.+)\/blobs\/uploads(?:\/(?<id>[^/]*))?$/,
-    methods: { POST: startUpload, GET: uploadStatus, PATCH: appendChunk, PUT: finishUpload, DELETE: cancelUpload },
+    methods: {
+      POST: [startUpload, push],
+      GET: [uploadStatus, push],
+      PATCH: [appendChunk, push],
+      PUT: [finishUpload, push],
+      DELETE: [cancelUpload, push],
+    },
   },
-  { pattern: /^\/v2\/(?<name>.+)\/blobs\/(?<digest>[^/]+)$/, methods: { HEAD: headBlob, GET: getBlob, DELETE: deleteBlob } },
+  { pattern: /^\/v2\/(?<name>.+)\/blobs\/(?<digest>[^/]+)$/, methods: { HEAD: [headBlob, pull], GET: [getBlob, pull], DELETE: [deleteBlob, remove] } },
   {
     pattern: /^\/v2\/(?<name>.+)\/manifests\/(?<reference>[^/]+)$/,
-    methods: { HEAD: headManifest, GET: getManifest, PUT: putManifest, DELETE: deleteManifest },
+    methods: { HEAD: [headManifest, pull], GET: [getManifest, pull], PUT: [putManifest, push], DELETE: [deleteManifest, remove] },
   },
-  { pattern: /^\/v2\/(?<name>.+)\/tags\/list$/, methods: { GET: listTags } },
-  { pattern: /^\/v2\/(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: listReferrers } },
+  { pattern: /^\/v2\/(?<name>.+)\/tags\/list$/, methods: { GET: [listTags, pull] } },
+  { pattern: /^\/v2\/(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: [listReferrers, pull] } },
 ];
 
 /** Headers on every response (the reference registry's version header, which docker checks). */
@@ -57,14 +78,22 @@ async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpR
     const match = pattern.exec(path);
     if (!match) continue;
     // HEAD is GET without a body wherever no cheaper HEAD handler exists (RFC 9110 §9.3.2).
-    const handler = methods[request.method] ?? (request.method === 'HEAD' ? methods.GET : undefined);
-    if (!handler) throw fail('UNSUPPORTED', `method ${request.method.slice(0, 10)} is not allowed here`);
+    const endpoint = methods[request.method] ?? (request.method === 'HEAD' ? methods.GET : undefined);
+    if (!endpoint) throw fail('UNSUPPORTED', `method ${request.method.slice(0, 10)} is not allowed here`);
+    const [handler, needs] = endpoint;
     const params = { ...match.groups } as RouteParams;
     if (params.name !== undefined) parseRepositoryName(params.name);
-    return handler(registry, request, params);
+    const realm = realmOf(request);
+    const authorization = request.headers.authorization;
+    const caller = needs === 'public' ? PUBLIC : await registry.auth.caller(authorization, realm);
+    if (needs !== 'public') await registry.auth.require(caller, needs(params), realm, authorization);
+    return handler(registry, { ...request, caller }, params);
   }
   throw fail('UNSUPPORTED', 'no such endpoint', { path: path.slice(0, 200) }, { status: 404 });
 }
+
+/** Endpoints without a caller (the token service) get one that may do nothing. */
+const PUBLIC: Caller = { may: async () => false, mayPull: async () => false, mayBrowse: () => false };
 
 /** Percent-decodes the path so `%2e%2e` meets the grammar as `..`; undecodable paths are refused. */
 function decodePath(path: string): string {

@@ -3,9 +3,12 @@
  * local server translate their own request objects into these and back.
  */
 import type { Readable } from 'node:stream';
+import type { Caller } from '../auth/service.js';
 import type { BodyStream } from '../core/body.js';
 
 export interface HttpRequest {
+  /** `http` or `https`, as the client reached the registry (for URLs the registry hands out). */
+  scheme: string;
   method: string;
   /** Path as received (still percent-encoded), without the query string. */
   path: string;
@@ -20,6 +23,11 @@ export interface HttpResponse {
   headers: Record<string, string>;
   /** A buffered body, or a stream (local blob delivery only: Lambda responses are buffered). */
   body?: Buffer | Readable;
+}
+
+/** A request whose caller has been identified by the router. */
+export interface AuthorizedRequest extends HttpRequest {
+  caller: Caller;
 }
 
 /** Path parameters of a matched route, already validated against the spec's grammar. */

@@ -5,16 +5,18 @@ import { parseContentRange } from '../core/range.js';
 import type { Registry } from '../core/registry.js';
 import { uploadHeaders } from '../core/uploads.js';
 import type { BlobRecord } from '../storage/ports.js';
-import { empty, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
+import { empty, type AuthorizedRequest, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
 
 const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** POST /v2/<name>/blobs/uploads/ — end-4a, end-4b (`?digest=`), end-11 (`?mount=&from=`). */
-export async function startUpload(registry: Registry, request: HttpRequest, { name }: RouteParams): Promise<HttpResponse> {
+export async function startUpload(registry: Registry, request: AuthorizedRequest, { name }: RouteParams): Promise<HttpResponse> {
   const { query } = request;
   const mount = query.get('mount');
-  if (mount !== null && query.get('from') !== null) {
-    const blob = await registry.uploads.mount(name, parseDigest(mount), parseRepositoryName(query.get('from')!));
+  const from = query.get('from');
+  // A mount needs pull on the source; without it the blob's existence there must not show (202, never 201).
+  if (mount !== null && from !== null && (await request.caller.may(parseRepositoryName(from), 'pull'))) {
+    const blob = await registry.uploads.mount(name, parseDigest(mount), from);
     if (blob) return created(name, blob);
   }
   const digest = query.get('digest');

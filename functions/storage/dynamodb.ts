@@ -10,6 +10,8 @@
  * | referrer        | `REPO#<name>`       | `REFERRER#<subject>#<digest>`  |
  * | repository      | `CATALOG`           | `<name>`                       |
  * | upload session  | `UPLOAD#<id>`       | `UPLOAD`                       |
+ * | account         | `ACCOUNT`           | `<name>`                       |
+ * | failed logins   | `LOGIN#<name>`      | `LOGIN`                        |
  *
  * Sort keys order tags and repositories lexically, so listings are single ordered queries.
  * No transactions (the embedded emulator lacks them): every multi-item change is ordered so
@@ -26,13 +28,17 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import type { Digest } from '../core/grammar.js';
+import type { Account, Visibility } from '../auth/accounts.js';
 import {
   UploadConflict,
+  type AccountStore,
   type BlobRecord,
   type Descriptor,
+  type LoginFailures,
   type ManifestRecord,
   type MetadataStore,
   type Page,
+  type RepositoryInfo,
   type TagRecord,
   type UploadSession,
 } from './ports.js';
@@ -56,8 +62,8 @@ type Item = Record<string, unknown>;
 const repoKey = (repository: string) => `REPO#${repository}`;
 const uploadKey = (id: string) => ({ pk: `UPLOAD#${id}`, sk: 'UPLOAD' });
 
-/** {@link MetadataStore} on one DynamoDB table. */
-export class DynamoMetadataStore implements MetadataStore {
+/** {@link MetadataStore} and {@link AccountStore} on one DynamoDB table. */
+export class DynamoMetadataStore implements MetadataStore, AccountStore {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
@@ -221,13 +227,75 @@ export class DynamoMetadataStore implements MetadataStore {
     );
   }
 
-  async repositoryExists(repository: string): Promise<boolean> {
-    return (await this.get({ pk: 'CATALOG', sk: repository })) !== undefined;
+  async getRepository(repository: string): Promise<RepositoryInfo | undefined> {
+    const item = await this.get({ pk: 'CATALOG', sk: repository });
+    return item && toRepository(item);
   }
 
-  async listRepositories(limit: number, last?: string): Promise<Page<string>> {
+  async setVisibility(repository: string, visibility: Visibility): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: 'CATALOG', sk: repository },
+        UpdateExpression: 'SET visibility = :visibility',
+        ExpressionAttributeValues: { ':visibility': visibility },
+      }),
+    );
+  }
+
+  async listRepositories(limit: number, last?: string): Promise<Page<RepositoryInfo>> {
     const page = await this.queryPage('CATALOG', '', limit, last);
-    return { items: page.items.map((item) => item.sk as string), last: page.last };
+    return { items: page.items.map(toRepository), last: page.last };
+  }
+
+  async getAccount(name: string): Promise<Account | undefined> {
+    const item = await this.get({ pk: 'ACCOUNT', sk: name });
+    return item && toAccount(item);
+  }
+
+  async putAccount(account: Account): Promise<void> {
+    await this.put({ pk: 'ACCOUNT', sk: account.name, ...account });
+  }
+
+  deleteAccount(name: string): Promise<boolean> {
+    return this.deleteExisting({ pk: 'ACCOUNT', sk: name });
+  }
+
+  async listAccounts(): Promise<Account[]> {
+    const items = await this.queryAll({
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': 'ACCOUNT' },
+    });
+    return items.map(toAccount);
+  }
+
+  async loginFailures(name: string, now: number): Promise<LoginFailures | undefined> {
+    const item = await this.get({ pk: `LOGIN#${name}`, sk: 'LOGIN' });
+    if (!item || (item.resetAt as number) <= now) return undefined;
+    return { count: item.count as number, resetAt: item.resetAt as number };
+  }
+
+  async recordLoginFailure(name: string, now: number, windowMs: number): Promise<LoginFailures> {
+    const key = { pk: `LOGIN#${name}`, sk: 'LOGIN' };
+    const fresh = { count: 1, resetAt: now + windowMs, expiresAt: Math.ceil((now + windowMs) / 1000) };
+    // A new window replaces an expired one; within a window the count grows atomically.
+    if (await this.putIf({ ...key, ...fresh }, 'attribute_not_exists(pk) OR resetAt <= :now', { ':now': now })) return fresh;
+    const result = await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: key,
+        UpdateExpression: 'ADD #count :one',
+        ExpressionAttributeNames: { '#count': 'count' },
+        ExpressionAttributeValues: { ':one': 1 },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return { count: result.Attributes!.count as number, resetAt: result.Attributes!.resetAt as number };
+  }
+
+  async clearLoginFailures(name: string): Promise<void> {
+    await this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk: `LOGIN#${name}`, sk: 'LOGIN' } }));
   }
 
   /** One page of items whose sort key starts with `prefix`, after `prefix + last`. */
@@ -292,6 +360,15 @@ export class DynamoMetadataStore implements MetadataStore {
     const result = await this.db.send(new DeleteCommand({ TableName: this.table, Key: key, ReturnValues: 'ALL_OLD' }));
     return result.Attributes !== undefined;
   }
+}
+
+function toRepository(item: Item): RepositoryInfo {
+  return { name: item.sk as string, visibility: (item.visibility as Visibility | undefined) ?? 'private', pushedAt: item.pushedAt as number | undefined };
+}
+
+function toAccount(item: Item): Account {
+  const { pk: _pk, sk: _sk, ...account } = item;
+  return account as unknown as Account;
 }
 
 function toBlob(digest: Digest, item: Item): BlobRecord {

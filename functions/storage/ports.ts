@@ -4,6 +4,7 @@
  * back end (embedded emulators, MinIO, DynamoDB Local, AWS) against the same expectations.
  */
 import type { Readable } from 'node:stream';
+import type { Account, Visibility } from '../auth/accounts.js';
 import type { Digest } from '../core/grammar.js';
 
 /** Byte store for blob data, upload scratch data and large manifests (S3 semantics). */
@@ -103,6 +104,14 @@ export interface TagRecord {
   updatedAt: number;
 }
 
+/** A repository's catalog entry. */
+export interface RepositoryInfo {
+  name: string;
+  visibility: Visibility;
+  /** Epoch ms of the last push (blob link or manifest); absent for an entry made only by an admin. */
+  pushedAt?: number;
+}
+
 /** One page of a lexically ordered listing; `last` is set when another page follows. */
 export interface Page<T> {
   items: T[];
@@ -160,7 +169,30 @@ export interface MetadataStore {
 
   /** Adds the repository to the catalog (idempotent) and records `pushedAt` (epoch ms). */
   touchRepository(repository: string, pushedAt: number): Promise<void>;
-  repositoryExists(repository: string): Promise<boolean>;
-  /** Repository names in lexical order after `last`, at most `limit`. */
-  listRepositories(limit: number, last?: string): Promise<Page<string>>;
+  getRepository(repository: string): Promise<RepositoryInfo | undefined>;
+  /** Sets a repository's visibility, creating its catalog entry if needed. */
+  setVisibility(repository: string, visibility: Visibility): Promise<void>;
+  /** Repositories in lexical order of name after `last`, at most `limit`. */
+  listRepositories(limit: number, last?: string): Promise<Page<RepositoryInfo>>;
+}
+
+/** Failed logins of one account name within a window. */
+export interface LoginFailures {
+  count: number;
+  /** Epoch ms when the window ends and the count starts again. */
+  resetAt: number;
+}
+
+/** Users and robot accounts, and their failed logins (DynamoDB semantics). */
+export interface AccountStore {
+  getAccount(name: string): Promise<Account | undefined>;
+  putAccount(account: Account): Promise<void>;
+  /** False when there was no such account. */
+  deleteAccount(name: string): Promise<boolean>;
+  listAccounts(): Promise<Account[]>;
+  /** Failed logins of `name` in the current window, if any. */
+  loginFailures(name: string, now: number): Promise<LoginFailures | undefined>;
+  /** Counts one more failed login of `name`; a new window of `windowMs` starts when none is open. */
+  recordLoginFailure(name: string, now: number, windowMs: number): Promise<LoginFailures>;
+  clearLoginFailures(name: string): Promise<void>;
 }

@@ -6,7 +6,8 @@
  */
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -82,4 +83,20 @@ export async function startEmulators(dataDir: string, names = { table: 'berth', 
       await new Promise<void>((resolve) => dynamo.close(() => resolve()));
     },
   };
+}
+
+/**
+ * The local token signing key (base64 of 32 random bytes), made on first start and kept in
+ * `<dataDir>/token-key` (mode 0600) so tokens survive restarts; never part of the repository.
+ */
+export async function localTokenKey(dataDir: string): Promise<string> {
+  const file = join(dataDir, 'token-key');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    await mkdir(dataDir, { recursive: true });
+    const key = randomBytes(32).toString('base64');
+    await writeFile(file, key, { mode: 0o600, flag: 'wx' }).catch(() => undefined);
+    return (await readFile(file, 'utf8')).trim();
+  }
 }

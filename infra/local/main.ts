@@ -9,7 +9,7 @@
 import { resolve } from 'node:path';
 import { loadConfig } from '../../functions/config.js';
 import { registryFor } from '../../functions/wiring.js';
-import { startEmulators } from './emulators.js';
+import { localTokenKey, startEmulators } from './emulators.js';
 import { createRegistryServer } from './server.js';
 
 // The local stack runs on the machine's Node 20 by design; the SDK's notice about Node 22 is for Lambda.
@@ -22,6 +22,9 @@ const dataDir = resolve(process.env.BERTH_DATA_DIR ?? '.berth');
 const external = Boolean(process.env.BERTH_S3_ENDPOINT && process.env.BERTH_DYNAMODB_ENDPOINT);
 const emulators = external ? undefined : await startEmulators(dataDir);
 if (emulators) Object.assign(process.env, emulators.env);
+// Like registry:2, anonymous full access unless BERTH_AUTH=required.
+process.env.BERTH_AUTH ??= 'off';
+process.env.BERTH_TOKEN_KEY ??= await localTokenKey(dataDir);
 
 const server = createRegistryServer(registryFor(loadConfig()));
 server.listen(port, host, () => {

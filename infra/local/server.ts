@@ -56,6 +56,8 @@ function toRequest(req: IncomingMessage): HttpRequest {
   }
   const length = headers['content-length'];
   return {
+    // Behind a TLS-terminating proxy the client's scheme arrives in X-Forwarded-Proto.
+    scheme: headers['x-forwarded-proto'] === 'https' ? 'https' : 'http',
     method: req.method ?? 'GET',
     path: q < 0 ? url : url.slice(0, q),
     query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),

@@ -92,10 +92,20 @@ describe('MetadataStore contract', () => {
 
   test('repositories: catalog in lexical order', async () => {
     for (const name of ['zeta', 'alpha/one', 'alpha', 'mid']) await store.touchRepository(name, 1);
-    assert.equal(await store.repositoryExists('mid'), true);
-    assert.equal(await store.repositoryExists('nope'), false);
+    assert.deepEqual(await store.getRepository('mid'), { name: 'mid', visibility: 'private', pushedAt: 1 });
+    assert.equal(await store.getRepository('nope'), undefined);
     const first = await store.listRepositories(2);
     const rest = await store.listRepositories(100, first.last);
-    assert.deepEqual([...first.items, ...rest.items].filter((n) => ['zeta', 'alpha/one', 'alpha', 'mid'].includes(n)), ['alpha', 'alpha/one', 'mid', 'zeta']);
+    const names = [...first.items, ...rest.items].map((r) => r.name);
+    assert.deepEqual(names.filter((n) => ['zeta', 'alpha/one', 'alpha', 'mid'].includes(n)), ['alpha', 'alpha/one', 'mid', 'zeta']);
+  });
+
+  test('repositories: visibility is private until set, and settable before the first push', async () => {
+    await store.setVisibility('mid', 'public');
+    assert.equal((await store.getRepository('mid'))!.visibility, 'public');
+    await store.touchRepository('mid', 2);
+    assert.deepEqual(await store.getRepository('mid'), { name: 'mid', visibility: 'public', pushedAt: 2 });
+    await store.setVisibility('future', 'public');
+    assert.deepEqual(await store.getRepository('future'), { name: 'future', visibility: 'public', pushedAt: undefined });
   });
 });

@@ -25,6 +25,8 @@ before(async () => {
     BERTH_DYNAMODB_ENDPOINT: config.dynamo.endpoint,
     BERTH_S3_ENDPOINT: config.s3.endpoint,
     BERTH_BLOB_DELIVERY: 'redirect',
+    BERTH_AUTH: 'off',
+    BERTH_TOKEN_KEY: Buffer.alloc(32, 7).toString('base64'),
     AWS_ACCESS_KEY_ID: config.s3.credentials?.accessKeyId ?? EMULATOR_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: config.s3.credentials?.secretAccessKey ?? EMULATOR_CREDENTIALS.secretAccessKey,
   });

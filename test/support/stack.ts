@@ -27,8 +27,12 @@ export interface Backends {
   stop(): Promise<void>;
 }
 
+/** Test defaults: anonymous access as `npm start` has it, and a fresh signing key. */
+const TEST_DEFAULTS = () => ({ BERTH_AUTH: 'off', BERTH_TOKEN_KEY: randomBytes(32).toString('base64') });
+
 /** Starts (or connects to) the back ends; extra config variables may override defaults. */
-export async function startBackends(overrides: Record<string, string> = {}): Promise<Backends> {
+export async function startBackends(extra: Record<string, string> = {}): Promise<Backends> {
+  const overrides = { ...TEST_DEFAULTS(), ...extra };
   const s3 = process.env.BERTH_TEST_S3_ENDPOINT;
   const dynamo = process.env.BERTH_TEST_DYNAMODB_ENDPOINT;
   if (s3 && dynamo) {

@@ -1,0 +1,221 @@
+/**
+ * Authentication and authorization of registry requests (Docker token authentication): who the
+ * caller is (Bearer token, Basic credentials, or nobody), what they may do, the token service
+ * behind `/token`, and the 401 challenge that sends clients there.
+ */
+import { fail, RegistryError } from '../core/errors.js';
+import type { AccountStore, MetadataStore, RepositoryInfo } from '../storage/ports.js';
+import { allows, formatScope, merge, type Access } from './access.js';
+import { repositoryActions, type Account } from './accounts.js';
+import { verifyPassword } from './passwords.js';
+import type { IssuedToken, TokenService } from './tokens.js';
+
+/** `required`: every request needs a token or credentials; `off`: anonymous full access (local default, like registry:2). */
+export type AuthMode = 'required' | 'off';
+
+/** Failed logins of one name allowed per window before the token service answers 429. */
+export const MAX_LOGIN_FAILURES = 5;
+export const LOGIN_WINDOW_MS = 15 * 60 * 1000;
+
+/** Where the token service is, for challenges: built from the request's own scheme and host. */
+export interface Realm {
+  scheme: string;
+  host: string;
+}
+
+/** The caller of one request and what it may do. */
+export interface Caller {
+  /** Whether `action` on `repository` is allowed. */
+  may(repository: string, action: string): Promise<boolean>;
+  /** Whether the caller may pull `repository` (for filtering listings). */
+  mayPull(repository: RepositoryInfo): Promise<boolean>;
+  /** Whether the caller may list the catalog / search (`registry:catalog:*`). */
+  mayBrowse(): boolean;
+}
+
+const EVERYTHING: Caller = { may: async () => true, mayPull: async () => true, mayBrowse: () => true };
+
+/** What `/token` answers (distribution "Token Authentication Specification", OAuth2 form). */
+export interface TokenResponse {
+  token: string;
+  access_token: string;
+  expires_in: number;
+  issued_at: string;
+  refresh_token?: string;
+}
+
+export class Auth {
+  constructor(
+    readonly mode: AuthMode,
+    private readonly tokens: TokenService,
+    private readonly accounts: AccountStore,
+    private readonly metadata: MetadataStore,
+  ) {}
+
+  /**
+   * Identifies the caller of a request from its `Authorization` header.
+   * @throws RegistryError UNAUTHORIZED (with a challenge) for a bad token or bad credentials.
+   */
+  async caller(authorization: string | undefined, realm: Realm): Promise<Caller> {
+    if (this.mode === 'off') return EVERYTHING;
+    const [scheme, value] = splitAuthorization(authorization);
+    if (scheme === 'bearer') {
+      const { subject, access } = await this.tokens.verifyAccess(value, realm.host).catch(rethrowWith(this.challenge(realm, [])));
+      let account: Promise<Account | undefined> | undefined;
+      return {
+        may: async (repository, action) => allows(access, 'repository', repository, action),
+        mayPull: async (repository) => this.permits((account ??= this.accountOf(subject)), repository, 'pull'),
+        mayBrowse: () => allows(access, 'registry', 'catalog', '*') || allows(access, 'registry', 'catalog', 'search'),
+      };
+    }
+    let account: Account | undefined;
+    if (scheme === 'basic') account = await this.login(...decodeBasic(value)).catch(rethrowWith(this.challenge(realm, [])));
+    return {
+      may: async (repository, action) => this.permits(account, await this.repository(repository), action),
+      mayPull: async (repository) => this.permits(account, repository, 'pull'),
+      mayBrowse: () => true,
+    };
+  }
+
+  /**
+   * @throws RegistryError UNAUTHORIZED with a challenge for `needed`: always without credentials
+   *   (clients learn where the token service is from a 401 on their first request, even `/v2/`),
+   *   and with `error="insufficient_scope"` when the caller lacks some of it.
+   */
+  async require(caller: Caller, needed: readonly Access[], realm: Realm, authorization: string | undefined): Promise<void> {
+    if (this.mode === 'off') return;
+    if (authorization === undefined) throw this.challenge(realm, needed);
+    for (const access of needed) {
+      const ok = access.type === 'registry' ? caller.mayBrowse() : await everyAction(caller, access);
+      if (!ok) throw this.challenge(realm, needed, true);
+    }
+  }
+
+  /** `GET /token` with optional Basic credentials: a token for what was asked and is allowed. */
+  async tokenForBasic(authorization: string | undefined, scopes: Access[], audience: string, offline: boolean): Promise<TokenResponse> {
+    const [scheme, value] = splitAuthorization(authorization);
+    const account = scheme === 'basic' ? await this.login(...decodeBasic(value)) : undefined;
+    if (scheme !== undefined && scheme !== 'basic') throw fail('UNAUTHORIZED', 'the token service takes Basic credentials');
+    return this.respond(account, scopes, audience, offline);
+  }
+
+  /** `POST /token`, OAuth2 `grant_type=password`. */
+  async tokenForPassword(username: string, password: string, scopes: Access[], audience: string, offline: boolean): Promise<TokenResponse> {
+    return this.respond(await this.login(username, password), scopes, audience, offline);
+  }
+
+  /** `POST /token`, OAuth2 `grant_type=refresh_token`; the refresh token stays valid until it expires or the password changes. */
+  async tokenForRefresh(refreshToken: string, scopes: Access[], audience: string): Promise<TokenResponse> {
+    const { subject, credentialVersion } = await this.tokens.verifyRefresh(refreshToken, audience);
+    const account = await this.accounts.getAccount(subject);
+    if (!account || account.credentialVersion !== credentialVersion) throw fail('UNAUTHORIZED', 'invalid or expired token');
+    const response = await this.respond(account, scopes, audience, false);
+    return { ...response, refresh_token: refreshToken };
+  }
+
+  /**
+   * Checks a name and password in constant time, slowing down guessing: after
+   * {@link MAX_LOGIN_FAILURES} failures of one name within {@link LOGIN_WINDOW_MS}, 429 until the window ends.
+   * @throws RegistryError UNAUTHORIZED (same message whether or not the account exists), TOOMANYREQUESTS.
+   */
+  async login(name: string, password: string): Promise<Account> {
+    const now = Date.now();
+    const failures = await this.accounts.loginFailures(name, now);
+    if (failures && failures.count >= MAX_LOGIN_FAILURES) throw tooManyFailures(failures.resetAt - now);
+    const account = await this.accounts.getAccount(name);
+    if (await verifyPassword(password, account?.passwordHash)) {
+      if (failures) await this.accounts.clearLoginFailures(name);
+      return account!;
+    }
+    await this.accounts.recordLoginFailure(name, now, LOGIN_WINDOW_MS);
+    throw fail('UNAUTHORIZED', 'invalid username or password');
+  }
+
+  /** 401 with `WWW-Authenticate: Bearer realm=…,service=…,scope=…`. */
+  challenge(realm: Realm, needed: readonly Access[], insufficient = false): RegistryError {
+    const parts = [`realm="${realm.scheme}://${realm.host}/token"`, `service="${realm.host}"`];
+    if (needed.length > 0) parts.push(`scope="${needed.map(formatScope).join(' ')}"`);
+    if (insufficient) parts.push('error="insufficient_scope"');
+    const message = insufficient ? 'requested access to the resource is denied' : 'authentication required';
+    return fail('UNAUTHORIZED', message, needed.length > 0 ? needed : null, { headers: { 'WWW-Authenticate': `Bearer ${parts.join(',')}` } });
+  }
+
+  private async respond(account: Account | undefined, scopes: Access[], audience: string, offline: boolean): Promise<TokenResponse> {
+    const granted = await this.grant(account, scopes);
+    const access = await this.tokens.issueAccess(account?.name ?? '', audience, granted);
+    const refresh = offline && account ? await this.tokens.issueRefresh(account.name, audience, account.credentialVersion) : undefined;
+    return toResponse(access, refresh);
+  }
+
+  /** The intersection of what was asked and what `account` (or anonymous) is allowed. */
+  private async grant(account: Account | undefined, requested: Access[]): Promise<Access[]> {
+    if (this.mode === 'off') return requested;
+    const granted: Access[] = [];
+    for (const access of requested) {
+      if (access.type === 'registry') {
+        if (access.name === 'catalog') merge(granted, { ...access, actions: access.actions.filter((a) => a === '*' || a === 'search') });
+        continue;
+      }
+      const allowed = repositoryActions(account, access.name, (await this.repository(access.name)).visibility);
+      const actions = access.actions.includes('*') ? allowed : access.actions.filter((a) => allowed.includes(a));
+      if (actions.length > 0) merge(granted, { ...access, actions });
+    }
+    return granted.filter((a) => a.actions.length > 0);
+  }
+
+  private async permits(account: Account | undefined | Promise<Account | undefined>, repository: RepositoryInfo, action: string): Promise<boolean> {
+    return repositoryActions(await account, repository.name, repository.visibility).includes(action);
+  }
+
+  private async repository(name: string): Promise<RepositoryInfo> {
+    return (await this.metadata.getRepository(name)) ?? { name, visibility: 'private' };
+  }
+
+  private async accountOf(subject: string): Promise<Account | undefined> {
+    return subject ? this.accounts.getAccount(subject) : undefined;
+  }
+}
+
+async function everyAction(caller: Caller, access: Access): Promise<boolean> {
+  for (const action of access.actions) if (!(await caller.may(access.name, action))) return false;
+  return true;
+}
+
+function splitAuthorization(header: string | undefined): [string | undefined, string] {
+  if (!header) return [undefined, ''];
+  const space = header.indexOf(' ');
+  if (space < 0) return [header.toLowerCase(), ''];
+  return [header.slice(0, space).toLowerCase(), header.slice(space + 1).trim()];
+}
+
+function decodeBasic(value: string): [string, string] {
+  const decoded = Buffer.from(value, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) throw fail('UNAUTHORIZED', 'invalid username or password');
+  return [decoded.slice(0, colon), decoded.slice(colon + 1)];
+}
+
+/** Replaces an UNAUTHORIZED failure with `challenge` so that the client learns where to log in. */
+function rethrowWith(challenge: RegistryError) {
+  return (error: unknown): never => {
+    if (error instanceof RegistryError && error.code === 'UNAUTHORIZED') {
+      throw new RegistryError('UNAUTHORIZED', error.message, null, 401, challenge.headers);
+    }
+    throw error;
+  };
+}
+
+function tooManyFailures(retryMs: number) {
+  const seconds = Math.max(1, Math.ceil(retryMs / 1000));
+  return fail('TOOMANYREQUESTS', `too many failed logins; try again in ${seconds} s`, null, { headers: { 'Retry-After': String(seconds) } });
+}
+
+function toResponse(access: IssuedToken, refresh?: IssuedToken): TokenResponse {
+  return {
+    token: access.token,
+    access_token: access.token,
+    expires_in: access.expiresIn,
+    issued_at: access.issuedAt,
+    ...(refresh ? { refresh_token: refresh.token } : {}),
+  };
+}

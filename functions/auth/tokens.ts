@@ -1,0 +1,104 @@
+/**
+ * Registry tokens: short-lived JWTs (HS256, key generated per deployment) whose `access` claim
+ * lists what the holder may do, verified without a database read; and refresh tokens for
+ * `offline_token` / OAuth2 `refresh_token` grants. Verification pins the algorithm and checks
+ * `iss`, `aud`, `exp` and `nbf` (jose); header fields such as `jwk`, `jku` or `kid` are never
+ * used to choose a key.
+ */
+import { errors, jwtVerify, SignJWT } from 'jose';
+import { z } from 'zod';
+import { fail } from '../core/errors.js';
+import type { Access } from './access.js';
+
+const ALGORITHM = 'HS256';
+const ISSUER = 'berth';
+
+/** Lifetimes in seconds: access tokens are re-requested by clients as needed; refresh tokens last a month. */
+export const ACCESS_TOKEN_SECONDS = 300;
+export const REFRESH_TOKEN_SECONDS = 30 * 24 * 3600;
+
+const accessClaims = z.object({
+  sub: z.string(),
+  use: z.literal('access'),
+  access: z.array(z.object({ type: z.enum(['repository', 'registry']), name: z.string(), actions: z.array(z.string()) })),
+});
+const refreshClaims = z.object({ sub: z.string(), use: z.literal('refresh'), ver: z.number().int() });
+
+/** An issued token and its lifetime. */
+export interface IssuedToken {
+  token: string;
+  expiresIn: number;
+  /** RFC 3339 time of issue. */
+  issuedAt: string;
+}
+
+/** Where the signing key comes from: read once, on first use (on Lambda, from Secrets Manager). */
+export type KeySource = () => Promise<Uint8Array>;
+
+export class TokenService {
+  private key?: Promise<Uint8Array>;
+
+  /** @param source the deployment's signing key, at least 32 random bytes. */
+  constructor(private readonly source: KeySource) {}
+
+  /** An access token for `subject` (empty for anonymous) at `audience` (the registry host). */
+  issueAccess(subject: string, audience: string, access: Access[]): Promise<IssuedToken> {
+    return this.sign({ use: 'access', access }, subject, audience, ACCESS_TOKEN_SECONDS);
+  }
+
+  /** A refresh token, void once the account's `credentialVersion` changes. */
+  issueRefresh(subject: string, audience: string, credentialVersion: number): Promise<IssuedToken> {
+    return this.sign({ use: 'refresh', ver: credentialVersion }, subject, audience, REFRESH_TOKEN_SECONDS);
+  }
+
+  /** @throws RegistryError UNAUTHORIZED for anything but a valid, unexpired access token for `audience`. */
+  async verifyAccess(token: string, audience: string): Promise<{ subject: string; access: Access[] }> {
+    const claims = accessClaims.safeParse(await this.verify(token, audience));
+    if (!claims.success) throw invalidToken();
+    return { subject: claims.data.sub, access: claims.data.access };
+  }
+
+  /** @throws RegistryError UNAUTHORIZED for anything but a valid, unexpired refresh token for `audience`. */
+  async verifyRefresh(token: string, audience: string): Promise<{ subject: string; credentialVersion: number }> {
+    const claims = refreshClaims.safeParse(await this.verify(token, audience));
+    if (!claims.success) throw invalidToken();
+    return { subject: claims.data.sub, credentialVersion: claims.data.ver };
+  }
+
+  private async sign(claims: Record<string, unknown>, subject: string, audience: string, seconds: number): Promise<IssuedToken> {
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT(claims)
+      .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setSubject(subject)
+      .setAudience(audience)
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + seconds)
+      .setJti(crypto.randomUUID())
+      .sign(await this.signingKey());
+    return { token, expiresIn: seconds, issuedAt: new Date(now * 1000).toISOString() };
+  }
+
+  private signingKey(): Promise<Uint8Array> {
+    this.key ??= this.source().then((key) => {
+      if (key.length < 32) throw new Error('token signing key must have at least 32 bytes');
+      return key;
+    });
+    return this.key;
+  }
+
+  private async verify(token: string, audience: string): Promise<unknown> {
+    try {
+      const { payload } = await jwtVerify(token, await this.signingKey(), { algorithms: [ALGORITHM], issuer: ISSUER, audience, clockTolerance: 5 });
+      return payload;
+    } catch (error) {
+      if (error instanceof errors.JOSEError || error instanceof TypeError) throw invalidToken();
+      throw error;
+    }
+  }
+}
+
+function invalidToken() {
+  return fail('UNAUTHORIZED', 'invalid or expired token');
+}
