@@ -8,6 +8,7 @@
  *   berth robot add <name> --role reader|writer|admin [--repo <pattern>…]   (prints the token once)
  *   berth robot remove <name>
  *   berth repo visibility <name> public|private
+ *   berth repo describe <name> "<text>"
  *
  * Locally it works on the data of a running `npm start` (same BERTH_DATA_DIR); with
  * `--stage <stage> [--region <region>]` on that deployed stage's table, with the operator's AWS
@@ -32,6 +33,7 @@ const USAGE = `usage:
   berth robot add <name> --role reader|writer|admin [--repo <pattern>...]
   berth robot remove <name>
   berth repo visibility <name> public|private
+  berth repo describe <name> "<text>"
 options: --stage <stage> [--region <region>] to administer a deployed stage`;
 
 /** A mistake of the operator's: printed without a stack, exit code 2. */
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
   if (key === 'robot add') return addAccount(store, 'robot', args[0], generateRobotToken());
   if (key === 'robot remove') return removeAccount(store, ROBOT_PREFIX + validName(args[0]));
   if (key === 'repo visibility') return setVisibility(store, args[0], args[1]);
+  if (key === 'repo describe') return describe(store, args[0], args[1]);
   throw new UsageError(`unknown command: ${positionals.join(' ')}\n${USAGE}`);
 }
 
@@ -105,13 +108,22 @@ async function removeAccount(store: DynamoMetadataStore, name: string): Promise<
 
 async function setVisibility(store: DynamoMetadataStore, repository: string | undefined, visibility: string | undefined): Promise<void> {
   if (visibility !== 'public' && visibility !== 'private') throw new UsageError('visibility is public or private');
+  await store.setVisibility(validRepository(repository), visibility);
+  console.log(`${repository} is ${visibility}`);
+}
+
+async function describe(store: DynamoMetadataStore, repository: string | undefined, text: string | undefined): Promise<void> {
+  if (text === undefined || text.length > 300) throw new UsageError('give the description as one argument of at most 300 characters');
+  await store.setDescription(validRepository(repository), text);
+  console.log(`${repository}: ${text}`);
+}
+
+function validRepository(repository: string | undefined): string {
   try {
-    parseRepositoryName(repository ?? '');
+    return parseRepositoryName(repository ?? '');
   } catch (error) {
     throw new UsageError((error as RegistryError).message);
   }
-  await store.setVisibility(repository!, visibility);
-  console.log(`${repository} is ${visibility}`);
 }
 
 function validName(name: string | undefined): string {

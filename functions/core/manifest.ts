@@ -18,6 +18,12 @@ export const MediaTypes = {
   ociEmpty: 'application/vnd.oci.empty.v1+json',
 } as const;
 
+/** Image config media types whose `config.Labels` may carry a description. */
+export const IMAGE_CONFIG_TYPES = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
+
+/** The annotation and label that describe an image (image-spec "Pre-Defined Annotation Keys"). */
+export const DESCRIPTION_KEY = 'org.opencontainers.image.description';
+
 /** OCI and Docker limit for a manifest body (distribution-spec "Pushing Manifests"): 4 MiB. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
@@ -62,6 +68,8 @@ export type ManifestDescriptor = z.infer<typeof descriptor>;
 /** What the registry needs to know of an accepted manifest. */
 export interface ParsedManifest {
   mediaType: string;
+  /** The config descriptor of an image manifest. */
+  config?: ManifestDescriptor;
   /** Blobs that must be linked to the repository (config and layers), excluding foreign layers. */
   blobs: Digest[];
   /** Manifests that must exist in the repository (index children). */
@@ -111,6 +119,7 @@ function parseImageManifest(json: Record<string, unknown>, type: string): Parsed
   const layers = manifest.layers.filter((layer) => !(layer.urls?.length && FOREIGN_LAYER.test(layer.mediaType)));
   return {
     mediaType: type,
+    config: manifest.config,
     blobs: [manifest.config.digest, ...layers.map((layer) => layer.digest)],
     manifests: [],
     subject: manifest.subject?.digest,

@@ -8,11 +8,15 @@
 import { createHash } from 'node:crypto';
 import { fail } from './errors.js';
 import { digestAlgorithm, type Digest, type Reference } from './grammar.js';
-import { MediaTypes, parseManifest, type ParsedManifest } from './manifest.js';
+import { DESCRIPTION_KEY, IMAGE_CONFIG_TYPES, MediaTypes, parseManifest, type ParsedManifest } from './manifest.js';
 import type { BlobStore, Descriptor, ManifestRecord, MetadataStore, Page } from '../storage/ports.js';
 
 /** DynamoDB items hold at most 400 KB; larger manifests go to the blob store. */
 const INLINE_MANIFEST_BYTES = 256 * 1024;
+/** Image configs larger than this are not read for a description label. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Descriptions are kept to this many characters (docker search shows 45). */
+const MAX_DESCRIPTION = 300;
 /** Referrer annotations beyond this are dropped from the referrers list (the item limit again). */
 const MAX_REFERRER_ANNOTATIONS = 64 * 1024;
 
@@ -64,8 +68,24 @@ export class Manifests {
     for (const tag of reference.kind === 'tag' ? [reference.tag, ...tags] : tags) {
       await this.metadata.putTag({ repository, tag, digest, mediaType: record.mediaType, size: record.size, updatedAt: now });
     }
-    await this.metadata.touchRepository(repository, now);
+    await this.metadata.touchRepository(repository, now, await this.description(repository, parsed));
     return { digest, subject: parsed.subject };
+  }
+
+  /** The image's description: its manifest annotation, else its config label; undefined when it has none. */
+  private async description(repository: string, parsed: ParsedManifest): Promise<string | undefined> {
+    const annotated = parsed.annotations?.[DESCRIPTION_KEY];
+    if (annotated !== undefined) return clipDescription(annotated);
+    const { config } = parsed;
+    if (!config || !IMAGE_CONFIG_TYPES.has(config.mediaType) || config.size > MAX_CONFIG_BYTES) return undefined;
+    const blob = await this.metadata.getBlobLink(repository, config.digest);
+    try {
+      const image = JSON.parse((await this.store.read(blob!.key)).toString('utf8'));
+      const label = image?.config?.Labels?.[DESCRIPTION_KEY];
+      return typeof label === 'string' ? clipDescription(label) : undefined;
+    } catch {
+      return undefined; // a config that is not JSON describes nothing; the push itself is fine
+    }
   }
 
   /** Digest, media type and size without the bytes when a tag suffices (HEAD). @throws MANIFEST_UNKNOWN */
@@ -157,6 +177,10 @@ export class Manifests {
     } while (last);
     return tags;
   }
+}
+
+function clipDescription(text: string): string {
+  return text.length > MAX_DESCRIPTION ? `${text.slice(0, MAX_DESCRIPTION - 1)}…` : text;
 }
 
 function referrerDescriptor(record: ManifestRecord, parsed: ParsedManifest): Descriptor {

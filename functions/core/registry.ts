@@ -5,6 +5,7 @@
 import { Blobs, type BlobDelivery } from './blobs.js';
 import { Catalog } from './catalog.js';
 import { Manifests } from './manifests.js';
+import { Search } from './search.js';
 import { DEFAULT_UPLOAD_SETTINGS, Uploads, type UploadSettings } from './uploads.js';
 import type { AccountStore, BlobStore, MetadataStore } from '../storage/ports.js';
 import { Auth, type AuthMode } from '../auth/service.js';
@@ -16,6 +17,7 @@ export interface Registry {
   blobs: Blobs;
   manifests: Manifests;
   catalog: Catalog;
+  search: Search;
 }
 
 /** Wires the services onto the stores. */
@@ -30,5 +32,6 @@ export function createRegistry(
     blobs: new Blobs(metadata, store, options.delivery),
     manifests: new Manifests(metadata, store),
     catalog: new Catalog(metadata),
+    search: new Search(metadata),
   };
 }

@@ -8,6 +8,7 @@ import type { Registry } from '../core/registry.js';
 import { deleteBlob, getBlob, headBlob } from './blobs.js';
 import { base, listReferrers, listRepositories, listTags } from './listings.js';
 import { deleteManifest, getManifest, headManifest, putManifest } from './manifests.js';
+import { ping, search } from './search.js';
 import { getToken, postToken } from './token.js';
 import { json, type AuthorizedRequest, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
 import type { Access } from '../auth/access.js';
@@ -16,8 +17,11 @@ import { realmOf } from './realm.js';
 import { appendChunk, cancelUpload, finishUpload, startUpload, uploadStatus } from './uploads.js';
 
 type Handler = (registry: Registry, request: AuthorizedRequest, params: RouteParams) => Promise<HttpResponse>;
-/** What a request to an endpoint needs (token scope); `public` endpoints need no caller at all. */
-type Needs = ((params: RouteParams) => Access[]) | 'public';
+/**
+ * What a request to an endpoint needs (token scope); `public` endpoints need no caller at all,
+ * `identify` ones serve anyone but answer according to who the caller is.
+ */
+type Needs = ((params: RouteParams) => Access[]) | 'public' | 'identify';
 type Endpoint = [Handler, Needs];
 
 interface Route {
@@ -34,6 +38,8 @@ const browse = (): Access[] => [{ type: 'registry', name: 'catalog', actions: ['
 
 const routes: Route[] = [
   { pattern: /^\/token$/, methods: { GET: [getToken, 'public'], POST: [postToken, 'public'] } },
+  { pattern: /^\/v1\/_ping$/, methods: { GET: [ping, 'public'] } },
+  { pattern: /^\/v1\/search$/, methods: { GET: [search, 'identify'] } },
   { pattern: /^\/v2\/?$/, methods: { GET: [base, nothing] } },
   { pattern: /^\/v2\/_catalog$/, methods: { GET: [listRepositories, browse] } },
   {
@@ -86,7 +92,7 @@ async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpR
     const realm = realmOf(request);
     const authorization = request.headers.authorization;
     const caller = needs === 'public' ? PUBLIC : await registry.auth.caller(authorization, realm);
-    if (needs !== 'public') await registry.auth.require(caller, needs(params), realm, authorization);
+    if (typeof needs === 'function') await registry.auth.require(caller, needs(params), realm, authorization);
     return handler(registry, { ...request, caller }, params);
   }
   throw fail('UNSUPPORTED', 'no such endpoint', { path: path.slice(0, 200) }, { status: 404 });

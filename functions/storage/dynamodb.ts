@@ -216,13 +216,24 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
     }) as Descriptor);
   }
 
-  async touchRepository(repository: string, pushedAt: number): Promise<void> {
+  async touchRepository(repository: string, pushedAt: number, description?: string): Promise<void> {
     await this.db.send(
       new UpdateCommand({
         TableName: this.table,
         Key: { pk: 'CATALOG', sk: repository },
-        UpdateExpression: 'SET pushedAt = :at, createdAt = if_not_exists(createdAt, :at)',
-        ExpressionAttributeValues: { ':at': pushedAt },
+        UpdateExpression: `SET pushedAt = :at, createdAt = if_not_exists(createdAt, :at)${description === undefined ? '' : ', description = :description'}`,
+        ExpressionAttributeValues: { ':at': pushedAt, ...(description === undefined ? {} : { ':description': description }) },
+      }),
+    );
+  }
+
+  async setDescription(repository: string, description: string): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: 'CATALOG', sk: repository },
+        UpdateExpression: 'SET description = :description',
+        ExpressionAttributeValues: { ':description': description },
       }),
     );
   }
@@ -363,7 +374,12 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
 }
 
 function toRepository(item: Item): RepositoryInfo {
-  return { name: item.sk as string, visibility: (item.visibility as Visibility | undefined) ?? 'private', pushedAt: item.pushedAt as number | undefined };
+  return {
+    name: item.sk as string,
+    visibility: (item.visibility as Visibility | undefined) ?? 'private',
+    pushedAt: item.pushedAt as number | undefined,
+    description: item.description as string | undefined,
+  };
 }
 
 function toAccount(item: Item): Account {

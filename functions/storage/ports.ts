@@ -110,6 +110,8 @@ export interface RepositoryInfo {
   visibility: Visibility;
   /** Epoch ms of the last push (blob link or manifest); absent for an entry made only by an admin. */
   pushedAt?: number;
+  /** Shown by `docker search`: from the image's description annotation or label, or set by an admin. */
+  description?: string;
 }
 
 /** One page of a lexically ordered listing; `last` is set when another page follows. */
@@ -167,8 +169,10 @@ export interface MetadataStore {
   deleteReferrer(repository: string, subject: Digest, digest: Digest): Promise<void>;
   listReferrers(repository: string, subject: Digest): Promise<Descriptor[]>;
 
-  /** Adds the repository to the catalog (idempotent) and records `pushedAt` (epoch ms). */
-  touchRepository(repository: string, pushedAt: number): Promise<void>;
+  /** Adds the repository to the catalog (idempotent) and records `pushedAt` (epoch ms) and, when given, its description. */
+  touchRepository(repository: string, pushedAt: number, description?: string): Promise<void>;
+  /** Sets a repository's description, creating its catalog entry if needed. */
+  setDescription(repository: string, description: string): Promise<void>;
   getRepository(repository: string): Promise<RepositoryInfo | undefined>;
   /** Sets a repository's visibility, creating its catalog entry if needed. */
   setVisibility(repository: string, visibility: Visibility): Promise<void>;

@@ -92,7 +92,7 @@ describe('MetadataStore contract', () => {
 
   test('repositories: catalog in lexical order', async () => {
     for (const name of ['zeta', 'alpha/one', 'alpha', 'mid']) await store.touchRepository(name, 1);
-    assert.deepEqual(await store.getRepository('mid'), { name: 'mid', visibility: 'private', pushedAt: 1 });
+    assert.deepEqual(await store.getRepository('mid'), { name: 'mid', visibility: 'private', pushedAt: 1, description: undefined });
     assert.equal(await store.getRepository('nope'), undefined);
     const first = await store.listRepositories(2);
     const rest = await store.listRepositories(100, first.last);
@@ -103,9 +103,12 @@ describe('MetadataStore contract', () => {
   test('repositories: visibility is private until set, and settable before the first push', async () => {
     await store.setVisibility('mid', 'public');
     assert.equal((await store.getRepository('mid'))!.visibility, 'public');
-    await store.touchRepository('mid', 2);
-    assert.deepEqual(await store.getRepository('mid'), { name: 'mid', visibility: 'public', pushedAt: 2 });
+    await store.touchRepository('mid', 2, 'the middle one');
+    assert.deepEqual(await store.getRepository('mid'), { name: 'mid', visibility: 'public', pushedAt: 2, description: 'the middle one' });
+    await store.touchRepository('mid', 3);
+    assert.equal((await store.getRepository('mid'))!.description, 'the middle one', 'a push without a description keeps it');
     await store.setVisibility('future', 'public');
-    assert.deepEqual(await store.getRepository('future'), { name: 'future', visibility: 'public', pushedAt: undefined });
+    await store.setDescription('future', 'set by an admin');
+    assert.deepEqual(await store.getRepository('future'), { name: 'future', visibility: 'public', pushedAt: undefined, description: 'set by an admin' });
   });
 });

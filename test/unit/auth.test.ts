@@ -67,7 +67,7 @@ test('tokens: round trip with audience, access and subject', async () => {
 
 test('tokens: alg none, foreign keys, tampering and expiry are refused', async () => {
   const claims = { use: 'access', access: [{ type: 'repository', name: 'a', actions: ['*'] }] };
-  const base = (jwt: SignJWT | UnsecuredJWT) => jwt.setIssuer('berth').setAudience('reg').setSubject('eve').setIssuedAt().setExpirationTime('5m');
+  const base = <T extends SignJWT | UnsecuredJWT>(jwt: T): T => jwt.setIssuer('berth').setAudience('reg').setSubject('eve').setIssuedAt().setExpirationTime('5m') as T;
   const none = base(new UnsecuredJWT(claims)).encode();
   await assert.rejects(tokens.verifyAccess(none, 'reg'), unauthorized, 'alg none');
   const otherKey = new Uint8Array(32).fill(2);
