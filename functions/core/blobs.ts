@@ -37,7 +37,7 @@ export class Blobs {
 
   /**
    * @param rangeHeader the request's `Range`, honoured in stream mode (S3 honours it after a redirect).
-   * @throws RegistryError BLOB_UNKNOWN, RANGE_INVALID.
+   * @throws RegistryError BLOB_UNKNOWN, SIZE_INVALID (416).
    */
   async open(repository: string, digest: Digest, rangeHeader?: string): Promise<BlobContent> {
     const blob = await this.stat(repository, digest);

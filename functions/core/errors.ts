@@ -5,7 +5,12 @@
  * `{"errors":[{"code","message","detail"}]}`.
  */
 
-/** Error codes of the distribution spec (code-1 … code-14) plus the few the reference registry adds. */
+/**
+ * Error codes of the distribution spec (code-1 … code-14): "the code field MUST be one of" these.
+ * Where the spec names none, the closest is used with the status HTTP asks for: 416 chunks out of
+ * order are BLOB_UPLOAD_INVALID, an unsatisfiable read range SIZE_INVALID (416), bad listing
+ * parameters UNSUPPORTED (400), a bad tag in a manifest URL MANIFEST_INVALID.
+ */
 export const ErrorCodes = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
   BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
@@ -21,13 +26,7 @@ export const ErrorCodes = {
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
-  /** Reference registry's code for a bad `n` in paginated listings. */
-  PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
-  /** Reference registry's code for a tag that breaks the tag grammar. */
-  TAG_INVALID: { status: 400, message: 'manifest tag invalid' },
-  /** Not an OCI code: a byte range that is out of order or out of bounds (RFC 9110 §15.5.17). */
-  RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
-  /** Not an OCI code: something on the registry's side failed; details are logged, never sent. */
+  /** Not a client error: something on the registry's side failed; details are logged, never sent. */
   INTERNAL: { status: 500, message: 'internal server error' },
 } as const;
 

@@ -51,11 +51,11 @@ export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest:
 
 /**
  * Parses the `<reference>` of a manifest URL: a digest when it contains `:`, else a tag.
- * @throws RegistryError DIGEST_INVALID for a malformed digest, TAG_INVALID for a malformed tag.
+ * @throws RegistryError DIGEST_INVALID for a malformed digest, MANIFEST_INVALID for a malformed tag.
  */
 export function parseReference(value: string): Reference {
   if (value.includes(':')) return { kind: 'digest', digest: parseDigest(value) };
-  if (!isTag(value)) throw fail('TAG_INVALID', `invalid tag: ${clip(value)}`, { tag: clip(value) });
+  if (!isTag(value)) throw fail('MANIFEST_INVALID', `invalid tag: ${clip(value)}`, { tag: clip(value) });
   return { kind: 'tag', tag: value };
 }
 

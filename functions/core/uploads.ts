@@ -83,7 +83,7 @@ export class Uploads {
   /**
    * Appends a chunk (end-5 PATCH). Without `range` the body is appended at the current offset
    * (streamed upload); with it, `range.start` must equal the offset.
-   * @throws RegistryError RANGE_INVALID (416) for a chunk out of order, BLOB_UPLOAD_UNKNOWN,
+   * @throws RegistryError BLOB_UPLOAD_INVALID (416) for a chunk out of order, BLOB_UPLOAD_UNKNOWN,
    *   SIZE_INVALID when the body length disagrees with the range.
    */
   async append(repository: string, id: string, body: BodyStream, range?: ChunkRange): Promise<UploadSession> {
@@ -101,7 +101,7 @@ export class Uploads {
   /**
    * Completes a session with the final chunk, if any (end-6 PUT), and verifies `digest`.
    * @throws RegistryError DIGEST_INVALID when the bytes do not hash to `digest` (the session and its
-   *   data are removed), RANGE_INVALID, BLOB_UPLOAD_UNKNOWN, SIZE_INVALID.
+   *   data are removed), BLOB_UPLOAD_INVALID (416), BLOB_UPLOAD_UNKNOWN, SIZE_INVALID.
    */
   async finish(repository: string, id: string, digest: Digest, body: BodyStream, range?: ChunkRange): Promise<BlobRecord> {
     return this.withLease(repository, id, async (session) => {
@@ -359,7 +359,8 @@ class SessionWriter {
 function checkRange(session: UploadSession, body: BodyStream, range?: ChunkRange): void {
   if (!range) return;
   if (range.start !== session.offset) {
-    throw fail('RANGE_INVALID', `chunk starts at ${range.start} but the upload is at offset ${session.offset}`, undefined, {
+    throw fail('BLOB_UPLOAD_INVALID', `chunk starts at ${range.start} but the upload is at offset ${session.offset}`, undefined, {
+      status: 416,
       headers: uploadHeaders(session),
     });
   }
@@ -383,5 +384,5 @@ function unknownUpload(id: string) {
 
 function busy(id: string, current?: UploadSession) {
   if (!current) return unknownUpload(id);
-  return fail('RANGE_INVALID', 'another request is writing to this upload session', undefined, { headers: uploadHeaders(current) });
+  return fail('BLOB_UPLOAD_INVALID', 'another request is writing to this upload session', undefined, { status: 416, headers: uploadHeaders(current) });
 }

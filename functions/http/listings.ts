@@ -14,7 +14,7 @@ export async function base(): Promise<HttpResponse> {
 /** GET /v2/<name>/tags/list?n=&last= */
 export async function listTags(registry: Registry, request: HttpRequest, { name }: RouteParams): Promise<HttpResponse> {
   const limit = parseLimit(request.query.get('n'));
-  const last = cursor(request, isTag, 'TAG_INVALID');
+  const last = cursor(request, isTag, 'UNSUPPORTED');
   const page = await registry.manifests.tags(name, limit, last);
   return json(200, { name, tags: page.items }, linkHeader(`/v2/${name}/tags/list`, limit, page));
 }
@@ -43,9 +43,9 @@ export async function listReferrers(registry: Registry, request: HttpRequest, { 
 }
 
 /** `last` must be a name of the listed kind; anything else cannot be a position in the listing. */
-function cursor(request: HttpRequest, valid: (value: string) => boolean, code: 'TAG_INVALID' | 'NAME_INVALID'): string | undefined {
+function cursor(request: HttpRequest, valid: (value: string) => boolean, code: 'UNSUPPORTED' | 'NAME_INVALID'): string | undefined {
   const last = request.query.get('last');
   if (last === null) return undefined;
-  if (!valid(last)) throw fail(code, `invalid last: ${last.slice(0, 100)}`);
+  if (!valid(last)) throw fail(code, `invalid last: ${last.slice(0, 100)}`, null, { status: 400 });
   return last;
 }

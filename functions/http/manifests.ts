@@ -22,7 +22,7 @@ export async function getManifest(registry: Registry, _request: HttpRequest, { n
 export async function putManifest(registry: Registry, request: HttpRequest, { name, reference }: RouteParams): Promise<HttpResponse> {
   const parsed = parseReference(reference);
   const tags = [...new Set(request.query.getAll('tag'))];
-  for (const tag of tags) if (!isTag(tag)) throw fail('TAG_INVALID', `invalid tag: ${tag.slice(0, 130)}`);
+  for (const tag of tags) if (!isTag(tag)) throw fail('MANIFEST_INVALID', `invalid tag parameter: ${tag.slice(0, 130)}`);
   const bytes = await readLimited(request.body, MAX_MANIFEST_BYTES, 'manifest');
   const { digest, subject } = await registry.manifests.put(name, parsed, request.headers['content-type'], bytes, tags);
   return empty(201, {

@@ -7,11 +7,11 @@ export const MAX_PAGE = 1000;
 
 /**
  * Parses `n`: absent → {@link MAX_PAGE}; 0 → 0; larger than the maximum → clamped.
- * @throws RegistryError PAGINATION_NUMBER_INVALID for a negative or non-numeric `n`.
+ * @throws RegistryError UNSUPPORTED (400) for a negative or non-numeric `n`.
  */
 export function parseLimit(n: string | null): number {
   if (n === null) return MAX_PAGE;
-  if (!/^\d{1,15}$/.test(n)) throw fail('PAGINATION_NUMBER_INVALID', `n must be a non-negative integer, got ${n.slice(0, 30)}`);
+  if (!/^\d+$/.test(n)) throw fail('UNSUPPORTED', `n must be a non-negative integer, got ${n.slice(0, 30)}`, null, { status: 400 });
   return Math.min(Number(n), MAX_PAGE);
 }
 

@@ -85,9 +85,13 @@ async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpR
     if (!match) continue;
     // HEAD is GET without a body wherever no cheaper HEAD handler exists (RFC 9110 §9.3.2).
     const endpoint = methods[request.method] ?? (request.method === 'HEAD' ? methods.GET : undefined);
-    if (!endpoint) throw fail('UNSUPPORTED', `method ${request.method.slice(0, 10)} is not allowed here`);
+    if (!endpoint) {
+      const allowed = [...Object.keys(methods), ...('GET' in methods && !('HEAD' in methods) ? ['HEAD'] : [])];
+      throw fail('UNSUPPORTED', `method ${request.method.slice(0, 10)} is not allowed here`, null, { headers: { Allow: allowed.join(', ') } });
+    }
     const [handler, needs] = endpoint;
-    const params = { ...match.groups } as RouteParams;
+    // Optional groups that did not take part (an upload URL without an id) are empty, not undefined.
+    const params = Object.fromEntries(Object.entries(match.groups ?? {}).map(([k, v]) => [k, v ?? ''])) as RouteParams;
     if (params.name !== undefined) parseRepositoryName(params.name);
     const realm = realmOf(request);
     const authorization = request.headers.authorization;

@@ -21,7 +21,7 @@ export async function search(registry: Registry, request: AuthorizedRequest): Pr
     throw registry.auth.challenge(realmOf(request), [{ type: 'registry', name: 'catalog', actions: ['search'] }], true);
   }
   const query = request.query.get('q') ?? '';
-  if (query.length > 255) throw fail('PAGINATION_NUMBER_INVALID', 'the search term is longer than 255 characters');
+  if (query.length > 255) throw fail('UNSUPPORTED', 'the search term is longer than 255 characters', null, { status: 400 });
   const size = bounded(request.query.get('n'), DEFAULT_RESULTS, MAX_RESULTS, 'n');
   const page = bounded(request.query.get('page'), 1, Number.MAX_SAFE_INTEGER, 'page');
   const found = await registry.search.search(query, (repository) => request.caller.mayPull(repository), size, page);
@@ -45,6 +45,6 @@ export async function search(registry: Registry, request: AuthorizedRequest): Pr
 /** A positive integer parameter: absent → `fallback`, above `max` → `max`. */
 function bounded(value: string | null, fallback: number, max: number, name: string): number {
   if (value === null || value === '') return fallback;
-  if (!/^\d{1,15}$/.test(value) || Number(value) < 1) throw fail('PAGINATION_NUMBER_INVALID', `${name} must be a positive integer`);
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw fail('UNSUPPORTED', `${name} must be a positive integer`, null, { status: 400 });
   return Math.min(Number(value), max);
 }

@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { fail } from '../../functions/core/errors.js';
 import type { Registry } from '../../functions/core/registry.js';
 import { route } from '../../functions/http/router.js';
 import type { HttpRequest } from '../../functions/http/types.js';
@@ -62,6 +63,15 @@ function toRequest(req: IncomingMessage): HttpRequest {
     path: q < 0 ? url : url.slice(0, q),
     query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
     headers,
-    body: { chunks: req, length: length === undefined ? undefined : Number(length) },
+    body: { chunks: clientBody(req), length: length === undefined ? undefined : Number(length) },
   };
+}
+
+/** The request body; a client that disconnects mid-body is a client error, not the registry's. */
+async function* clientBody(req: IncomingMessage): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of req) yield chunk as Buffer;
+  } catch {
+    throw fail('BLOB_UPLOAD_INVALID', 'the request body ended before its end (client disconnected)');
+  }
 }

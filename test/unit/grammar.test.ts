@@ -34,7 +34,7 @@ test('digests need a registered algorithm and its encoding', () => {
 test('references are tags or digests', () => {
   assert.deepEqual(parseReference('latest'), { kind: 'tag', tag: 'latest' });
   assert.deepEqual(parseReference(`sha256:${hex64}`), { kind: 'digest', digest: `sha256:${hex64}` });
-  assert.throws(() => parseReference('bad tag'), (e: RegistryError) => e.code === 'TAG_INVALID');
+  assert.throws(() => parseReference('bad tag'), (e: RegistryError) => e.code === 'MANIFEST_INVALID');
   assert.throws(() => parseReference('sha256:short'), (e: RegistryError) => e.code === 'DIGEST_INVALID');
 });
 

@@ -4,7 +4,8 @@ import fc from 'fast-check';
 import { RegistryError } from '../../functions/core/errors.js';
 import { parseContentRange, parseReadRange } from '../../functions/core/range.js';
 
-const is416 = (e: RegistryError) => e.code === 'RANGE_INVALID' && e.status === 416;
+const chunk416 = (e: RegistryError) => e.code === 'BLOB_UPLOAD_INVALID' && e.status === 416;
+const read416 = (e: RegistryError) => e.code === 'SIZE_INVALID' && e.status === 416;
 
 test('Content-Range of a chunk: spec form and the bytes form', () => {
   assert.deepEqual(parseContentRange('0-1023'), { start: 0, end: 1023 });
@@ -14,7 +15,7 @@ test('Content-Range of a chunk: spec form and the bytes form', () => {
 
 test('garbage and reversed Content-Range are 416', () => {
   for (const value of ['', 'abc', '10-', '-5', '5-4', '1-2-3', '0x1-2', '99999999999999999-99999999999999999']) {
-    assert.throws(() => parseContentRange(value), is416, value);
+    assert.throws(() => parseContentRange(value), chunk416, value);
   }
 });
 
@@ -27,9 +28,13 @@ test('read ranges: whole, open-ended, suffix, clipped', () => {
 });
 
 test('unsatisfiable read ranges are 416 with Content-Range: bytes */size', () => {
-  for (const value of ['bytes=10-', 'bytes=5-4', 'bytes=-', 'items=0-1', 'bytes=0-1,3-4']) {
-    assert.throws(() => parseReadRange(value, 10), (e: RegistryError) => is416(e) && e.headers['Content-Range'] === 'bytes */10', value);
+  for (const value of ['bytes=10-', 'bytes=5-4', 'bytes=20-30']) {
+    assert.throws(() => parseReadRange(value, 10), (e: RegistryError) => read416(e) && e.headers['Content-Range'] === 'bytes */10', value);
   }
+});
+
+test('other units, several ranges and garbage are ignored: the whole blob is served', () => {
+  for (const value of ['items=0-1', 'bytes=0-1,3-4', 'bytes=-', 'nonsense']) assert.equal(parseReadRange(value, 10), undefined, value);
 });
 
 test('property: every satisfiable read range lies inside the blob', () => {
@@ -39,7 +44,7 @@ test('property: every satisfiable read range lies inside the blob', () => {
         const range = parseReadRange(`bytes=${a}-${b}`, size)!;
         assert.ok(range.start <= range.end && range.end < size && range.start === a);
       } catch (error) {
-        assert.ok(is416(error as RegistryError));
+        assert.ok(read416(error as RegistryError));
         assert.ok(a > b || a >= size);
       }
     }),
