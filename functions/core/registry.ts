@@ -4,6 +4,7 @@
  */
 import { Blobs, type BlobDelivery } from './blobs.js';
 import { Catalog } from './catalog.js';
+import { DirectUploads, type Dispatch } from './direct.js';
 import { Manifests } from './manifests.js';
 import { Search } from './search.js';
 import { DEFAULT_UPLOAD_SETTINGS, Uploads, type UploadSettings } from './uploads.js';
@@ -14,6 +15,7 @@ import { TokenService, type KeySource } from '../auth/tokens.js';
 export interface Registry {
   auth: Auth;
   uploads: Uploads;
+  direct: DirectUploads;
   blobs: Blobs;
   manifests: Manifests;
   catalog: Catalog;
@@ -24,14 +26,35 @@ export interface Registry {
 export function createRegistry(
   metadata: MetadataStore & AccountStore,
   store: BlobStore,
-  options: { delivery: BlobDelivery; uploads?: Partial<UploadSettings>; auth: AuthMode; tokenKey: KeySource },
+  options: {
+    delivery: BlobDelivery;
+    uploads?: Partial<UploadSettings>;
+    auth: AuthMode;
+    tokenKey: KeySource;
+    /** How verification of direct uploads continues elsewhere; default: in this process, in the background. */
+    dispatch?: Dispatch;
+  },
 ): Registry {
+  const uploads = new Uploads(metadata, store, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads });
+  const direct: DirectUploads = new DirectUploads(metadata, store, uploads, options.dispatch ?? inProcess(() => direct));
   return {
     auth: new Auth(options.auth, new TokenService(options.tokenKey), metadata, metadata),
-    uploads: new Uploads(metadata, store, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads }),
+    uploads,
+    direct,
     blobs: new Blobs(metadata, store, options.delivery),
     manifests: new Manifests(metadata, store),
     catalog: new Catalog(metadata),
     search: new Search(metadata),
+  };
+}
+
+/** Background verification inside this process (the local server): runs until done, errors logged. */
+function inProcess(direct: () => DirectUploads): Dispatch {
+  return async (uploadId) => {
+    setImmediate(() => {
+      direct()
+        .verify(uploadId, Number.POSITIVE_INFINITY)
+        .catch((error: unknown) => console.error(`verification of upload ${uploadId} failed:`, error));
+    });
   };
 }

@@ -51,8 +51,8 @@ export class Uploads {
     private readonly settings: UploadSettings = DEFAULT_UPLOAD_SETTINGS,
   ) {}
 
-  /** Opens a session (end-4a/end-4b POST). */
-  async start(repository: string): Promise<UploadSession> {
+  /** Opens a session (end-4a/end-4b POST); `fields` add to it (a direct upload's state). */
+  async start(repository: string, fields: Partial<UploadSession> = {}): Promise<UploadSession> {
     const id = randomUUID();
     const now = Date.now();
     const session: UploadSession = {
@@ -65,6 +65,7 @@ export class Uploads {
       version: 0,
       createdAt: now,
       expiresAt: Math.floor(now / 1000) + this.settings.sessionTtlSeconds,
+      ...fields,
     };
     await this.metadata.createUpload(session);
     return session;
@@ -166,7 +167,7 @@ export class Uploads {
   }
 
   /** Links a verified blob to a repository; the blob item is written first, so a link never dangles. */
-  private async publish(repository: string, blob: BlobRecord): Promise<BlobRecord> {
+  async publish(repository: string, blob: BlobRecord): Promise<BlobRecord> {
     const result = await this.metadata.putBlobIfAbsent(blob);
     if (!result.created && result.blob.key !== blob.key) await this.blobs.delete(blob.key);
     await this.link(repository, result.blob);
@@ -179,7 +180,7 @@ export class Uploads {
   }
 
   /** Removes a session and all its data; the session item goes last so a crash leaves it retryable. */
-  private async discard(session: UploadSession): Promise<void> {
+  async discard(session: UploadSession): Promise<void> {
     if (session.multipartId) await this.blobs.abortMultipart(session.dataKey, session.multipartId);
     await this.forget(session);
   }
@@ -190,7 +191,11 @@ export class Uploads {
     await this.metadata.deleteUpload(session.id);
   }
 
-  private async withLease<T>(
+  /**
+   * Runs `work` on the session while holding its lease; `work` commits or the lease is released.
+   * @throws RegistryError BLOB_UPLOAD_UNKNOWN, or BLOB_UPLOAD_INVALID (416) while another request holds it.
+   */
+  async withLease<T>(
     repository: string,
     id: string,
     work: (session: UploadSession, owner: string) => Promise<T>,

@@ -6,6 +6,7 @@ import { ErrorCodes, fail, RegistryError } from '../core/errors.js';
 import { parseRepositoryName } from '../core/grammar.js';
 import type { Registry } from '../core/registry.js';
 import { deleteBlob, getBlob, headBlob } from './blobs.js';
+import { cancelDirect, completeDirect, directParts, directStatus, startDirect } from './direct.js';
 import { base, listReferrers, listRepositories, listTags } from './listings.js';
 import { deleteManifest, getManifest, headManifest, putManifest } from './manifests.js';
 import { ping, search } from './search.js';
@@ -42,6 +43,10 @@ const routes: Route[] = [
   { pattern: /^\/v1\/search$/, methods: { GET: [search, 'identify'] } },
   { pattern: /^\/v2\/?$/, methods: { GET: [base, nothing] } },
   { pattern: /^\/v2\/_catalog$/, methods: { GET: [listRepositories, browse] } },
+  { pattern: /^\/v2\/(?<name>.+)\/_berth\/uploads\/?$/, methods: { POST: [startDirect, push] } },
+  { pattern: /^\/v2\/(?<name>.+)\/_berth\/uploads\/(?<id>[0-9a-f-]{36})$/, methods: { GET: [directStatus, push], DELETE: [cancelDirect, push] } },
+  { pattern: /^\/v2\/(?<name>.+)\/_berth\/uploads\/(?<id>[0-9a-f-]{36})\/parts$/, methods: { GET: [directParts, push] } },
+  { pattern: /^\/v2\/(?<name>.+)\/_berth\/uploads\/(?<id>[0-9a-f-]{36})\/complete$/, methods: { POST: [completeDirect, push] } },
   {
     pattern: /^\/v2\/(?<name>.+)\/blobs\/uploads(?:\/(?<id>[^/]*))?$/,
     methods: {

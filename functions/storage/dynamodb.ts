@@ -110,7 +110,7 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
           TableName: this.table,
           Key: uploadKey(id),
           UpdateExpression: 'SET lockedBy = :owner, lockedUntil = :until',
-          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(lockedUntil) OR lockedUntil < :now)',
+          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(lockedUntil) OR lockedUntil < :now OR lockedBy = :owner)',
           ExpressionAttributeValues: { ':owner': owner, ':until': until, ':now': now },
           ReturnValues: 'ALL_NEW',
         }),

@@ -17,6 +17,10 @@ export interface BlobStore {
   open(key: string, range?: ByteRange): Promise<Readable>;
   /** A URL that lets anyone GET the object for `expiresIn` seconds (SigV4 presigned). */
   presignGet(key: string, expiresIn: number): Promise<string>;
+  /** A URL that lets anyone PUT part `partNumber` of a multipart upload for `expiresIn` seconds. */
+  presignUploadPart(key: string, uploadId: string, partNumber: number, expiresIn: number): Promise<string>;
+  /** The object's size in bytes, or undefined when there is no such object. */
+  size(key: string): Promise<number | undefined>;
   /** Removes an object; a missing object is not an error. */
   delete(key: string): Promise<void>;
   /** Starts a multipart upload to `key`; returns its upload id. */
@@ -71,6 +75,20 @@ export interface UploadSession {
   createdAt: number;
   /** Epoch seconds after which the session may be dropped (DynamoDB TTL). */
   expiresAt: number;
+  /** Set for direct-to-S3 uploads (the `_berth/uploads` extension). */
+  direct?: DirectUpload;
+}
+
+/** State of a direct upload: the client uploads parts to S3, the registry verifies the whole blob. */
+export interface DirectUpload {
+  digest: Digest;
+  size: number;
+  partSize: number;
+  partCount: number;
+  state: 'uploading' | 'verifying' | 'verified' | 'failed';
+  /** Bytes hashed so far while verifying (the hash state is the session's `hashState`). */
+  verified: number;
+  error?: string;
 }
 
 /** A descriptor as the image spec defines it, as far as the registry keeps it. */
@@ -141,7 +159,8 @@ export interface MetadataStore {
   createUpload(session: UploadSession): Promise<void>;
   getUpload(id: string): Promise<UploadSession | undefined>;
   /**
-   * Takes the session's write lease until `until` (epoch ms) for `owner`.
+   * Takes the session's write lease until `until` (epoch ms) for `owner`, or extends the lease
+   * `owner` holds.
    * @throws UploadConflict when another owner holds an unexpired lease or the session is gone.
    */
   leaseUpload(id: string, owner: string, now: number, until: number): Promise<UploadSession>;

@@ -8,6 +8,8 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
+  NoSuchKey,
   NoSuchUpload,
   PutObjectCommand,
   S3Client,
@@ -64,6 +66,21 @@ export class S3BlobStore implements BlobStore {
 
   presignGet(key: string, expiresIn: number): Promise<string> {
     return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn });
+  }
+
+  presignUploadPart(key: string, uploadId: string, partNumber: number, expiresIn: number): Promise<string> {
+    return getSignedUrl(this.client, new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber }), {
+      expiresIn,
+    });
+  }
+
+  async size(key: string): Promise<number | undefined> {
+    try {
+      return (await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))).ContentLength;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'NotFound' || error instanceof NoSuchKey) return undefined;
+      throw error;
+    }
   }
 
   async delete(key: string): Promise<void> {
