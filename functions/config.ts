@@ -14,6 +14,7 @@
  * | `BERTH_AUTH`               | `required` (tokens or credentials) or `off` (anonymous)   | `required`   |
  * | `BERTH_TOKEN_KEY`          | token signing key, base64 of ≥ 32 random bytes            |              |
  * | `BERTH_TOKEN_KEY_SECRET`   | …or the Secrets Manager secret (ARN or name) holding it   |              |
+ * | `BERTH_VERIFY_FUNCTION`    | Lambda function that verifies direct uploads (unset: in process) |       |
  */
 import { z } from 'zod';
 import type { AuthMode } from './auth/service.js';
@@ -34,6 +35,7 @@ const schema = z.object({
   BERTH_AUTH: z.enum(['required', 'off']).default('required'),
   BERTH_TOKEN_KEY: z.base64().optional(),
   BERTH_TOKEN_KEY_SECRET: z.string().min(1).optional(),
+  BERTH_VERIFY_FUNCTION: z.string().min(1).optional(),
 });
 
 /** Everything the registry needs to reach its storage. */
@@ -45,6 +47,8 @@ export interface Config {
   auth: AuthMode;
   /** The token signing key: inline (base64) or a Secrets Manager secret id. */
   tokenKey: { kind: 'inline'; base64: string } | { kind: 'secret'; id: string } | undefined;
+  /** Lambda function name for background verification, or undefined for in-process. */
+  verifyFunction?: string;
 }
 
 /**
@@ -68,5 +72,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       : c.BERTH_TOKEN_KEY_SECRET
         ? { kind: 'secret', id: c.BERTH_TOKEN_KEY_SECRET }
         : undefined,
+    verifyFunction: c.BERTH_VERIFY_FUNCTION,
   };
 }

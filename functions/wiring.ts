@@ -1,6 +1,8 @@
 /** Composition root: configuration → storage adapters → registry core. */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { KeySource } from './auth/tokens.js';
+import type { Dispatch } from './core/direct.js';
 import type { Config } from './config.js';
 import { createRegistry, type Registry } from './core/registry.js';
 import { createDynamoClient, DynamoMetadataStore } from './storage/dynamodb.js';
@@ -15,7 +17,16 @@ export function registryFor(config: Config): Registry {
     uploads: { partSize: config.partSize },
     auth: config.auth,
     tokenKey: tokenKeySource(config),
+    dispatch: config.verifyFunction ? lambdaDispatch(config.verifyFunction, config.s3.region) : undefined,
   });
+}
+
+/** Verification continues in an asynchronous invocation of the `verify` function. */
+function lambdaDispatch(functionName: string, region: string): Dispatch {
+  const client = new LambdaClient({ region });
+  return async (uploadId) => {
+    await client.send(new InvokeCommand({ FunctionName: functionName, InvocationType: 'Event', Payload: JSON.stringify({ uploadId }) }));
+  };
 }
 
 /** The signing key: inline, or read once from Secrets Manager (generated there at deploy time). */

@@ -4,7 +4,7 @@
 import { build } from 'esbuild';
 import { stat } from 'node:fs/promises';
 
-const entries = { api: 'functions/api.ts' };
+const entries = { api: 'functions/api.ts', verify: 'functions/verify.ts' };
 
 for (const [name, entry] of Object.entries(entries)) {
   const outfile = `dist/${name}/index.mjs`;

@@ -16,6 +16,8 @@ export interface Registry {
   auth: Auth;
   uploads: Uploads;
   direct: DirectUploads;
+  /** Continues verification of a direct upload elsewhere (see `dispatch` below). */
+  dispatchVerification: Dispatch;
   blobs: Blobs;
   manifests: Manifests;
   catalog: Catalog;
@@ -36,8 +38,10 @@ export function createRegistry(
   },
 ): Registry {
   const uploads = new Uploads(metadata, store, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads });
-  const direct: DirectUploads = new DirectUploads(metadata, store, uploads, options.dispatch ?? inProcess(() => direct));
+  const dispatch = options.dispatch ?? inProcess(() => direct);
+  const direct: DirectUploads = new DirectUploads(metadata, store, uploads, dispatch);
   return {
+    dispatchVerification: dispatch,
     auth: new Auth(options.auth, new TokenService(options.tokenKey), metadata, metadata),
     uploads,
     direct,

@@ -38,7 +38,7 @@ async function start(repository: string, digest: string, size: number): Promise<
 async function uploadParts(started: Started, blob: Buffer): Promise<{ number: number; etag: string }[]> {
   return Promise.all(
     started.parts.map(async (part) => {
-      const response = await fetch(part.url, { method: 'PUT', body: blob.subarray(part.offset, part.offset + part.length) });
+      const response = await fetch(part.url, { method: 'PUT', body: new Uint8Array(blob.subarray(part.offset, part.offset + part.length)) });
       assert.equal(response.status, 200, await response.clone().text());
       return { number: part.number, etag: response.headers.get('etag')! };
     }),
