@@ -78,16 +78,17 @@ export class Auth {
   }
 
   /**
-   * @throws RegistryError UNAUTHORIZED with a challenge for `needed`: always without credentials
+   * @throws RegistryError UNAUTHORIZED with a challenge for `needed` and `wanted` (what the request
+   *   can use without requiring it, such as pull on a mount's source): always without credentials
    *   (clients learn where the token service is from a 401 on their first request, even `/v2/`),
-   *   and with `error="insufficient_scope"` when the caller lacks some of it.
+   *   and with `error="insufficient_scope"` when the caller lacks some of `needed`.
    */
-  async require(caller: Caller, needed: readonly Access[], realm: Realm, authorization: string | undefined): Promise<void> {
+  async require(caller: Caller, needed: readonly Access[], realm: Realm, authorization: string | undefined, wanted: readonly Access[] = []): Promise<void> {
     if (this.mode === 'off') return;
-    if (authorization === undefined) throw this.challenge(realm, needed);
+    if (authorization === undefined) throw this.challenge(realm, [...needed, ...wanted]);
     for (const access of needed) {
       const ok = access.type === 'registry' ? caller.mayBrowse() : await everyAction(caller, access);
-      if (!ok) throw this.challenge(realm, needed, true);
+      if (!ok) throw this.challenge(realm, [...needed, ...wanted], true);
     }
   }
 

@@ -3,7 +3,7 @@
  * the suffix after the name decides the route) and renders every failure as OCI error JSON.
  */
 import { ErrorCodes, fail, RegistryError } from '../core/errors.js';
-import { parseRepositoryName } from '../core/grammar.js';
+import { isRepositoryName, parseRepositoryName } from '../core/grammar.js';
 import type { Registry } from '../core/registry.js';
 import { deleteBlob, getBlob, headBlob } from './blobs.js';
 import { cancelDirect, completeDirect, directParts, directStatus, startDirect } from './direct.js';
@@ -23,7 +23,9 @@ type Handler = (registry: Registry, request: AuthorizedRequest, params: RoutePar
  * `identify` ones serve anyone but answer according to who the caller is.
  */
 type Needs = ((params: RouteParams) => Access[]) | 'public' | 'identify';
-type Endpoint = [Handler, Needs];
+/** Scopes a request can use without needing them, named in its challenge (a mount's source). */
+type Wants = (request: HttpRequest) => Access[];
+type Endpoint = [Handler, Needs, Wants?];
 
 interface Route {
   pattern: RegExp;
@@ -36,6 +38,10 @@ const push = on('push');
 const remove = on('delete');
 const nothing = () => [];
 const browse = (): Access[] => [{ type: 'registry', name: 'catalog', actions: ['*'] }];
+const mountSource = (request: HttpRequest): Access[] => {
+  const from = request.query.get('from');
+  return request.query.has('mount') && from !== null && isRepositoryName(from) ? [{ type: 'repository', name: from, actions: ['pull'] }] : [];
+};
 
 const routes: Route[] = [
   { pattern: /^\/token$/, methods: { GET: [getToken, 'public'], POST: [postToken, 'public'] } },
@@ -50,7 +56,7 @@ const routes: Route[] = [
   {
     pattern: /^\/v2\/(?<name>.+)\/blobs\/uploads(?:\/(?<id>[^/]*))?$/,
     methods: {
-      POST: [startUpload, push],
+      POST: [startUpload, push, mountSource],
       GET: [uploadStatus, push],
       PATCH: [appendChunk, push],
       PUT: [finishUpload, push],
@@ -94,14 +100,14 @@ async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpR
       const allowed = [...Object.keys(methods), ...('GET' in methods && !('HEAD' in methods) ? ['HEAD'] : [])];
       throw fail('UNSUPPORTED', `method ${request.method.slice(0, 10)} is not allowed here`, null, { headers: { Allow: allowed.join(', ') } });
     }
-    const [handler, needs] = endpoint;
+    const [handler, needs, wants] = endpoint;
     // Optional groups that did not take part (an upload URL without an id) are empty, not undefined.
     const params = Object.fromEntries(Object.entries(match.groups ?? {}).map(([k, v]) => [k, v ?? ''])) as RouteParams;
     if (params.name !== undefined) parseRepositoryName(params.name);
     const realm = realmOf(request);
     const authorization = request.headers.authorization;
     const caller = needs === 'public' ? PUBLIC : await registry.auth.caller(authorization, realm);
-    if (typeof needs === 'function') await registry.auth.require(caller, needs(params), realm, authorization);
+    if (typeof needs === 'function') await registry.auth.require(caller, needs(params), realm, authorization, wants?.(request));
     return handler(registry, { ...request, caller }, params);
   }
   throw fail('UNSUPPORTED', 'no such endpoint', { path: path.slice(0, 200) }, { status: 404 });

@@ -25,8 +25,8 @@ export function createRegistryServer(registry: Registry, log: RequestLog = conso
 
 async function serve(registry: Registry, req: IncomingMessage, res: ServerResponse, log: RequestLog): Promise<void> {
   const started = performance.now();
-  const readBefore = req.socket.bytesRead;
-  const request = toRequest(req);
+  const received = { bytes: 0 };
+  const request = toRequest(req, received);
   let sent = 0;
   const response = await route(registry, request);
   res.writeHead(response.status, response.headers);
@@ -45,10 +45,11 @@ async function serve(registry: Registry, req: IncomingMessage, res: ServerRespon
   // to stall the connection.
   if (!req.complete) req.resume();
   const ms = (performance.now() - started).toFixed(1);
-  log(`${req.method} ${request.path} ${response.status} ${ms}ms in=${req.socket.bytesRead - readBefore} out=${sent}`);
+  log(`${req.method} ${request.path} ${response.status} ${ms}ms in=${received.bytes} out=${sent}`);
 }
 
-function toRequest(req: IncomingMessage): HttpRequest {
+/** The transport-free request; `received.bytes` counts the body bytes the handler read. */
+function toRequest(req: IncomingMessage, received: { bytes: number }): HttpRequest {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const headers: Record<string, string> = {};
@@ -63,14 +64,17 @@ function toRequest(req: IncomingMessage): HttpRequest {
     path: q < 0 ? url : url.slice(0, q),
     query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
     headers,
-    body: { chunks: clientBody(req), length: length === undefined ? undefined : Number(length) },
+    body: { chunks: clientBody(req, received), length: length === undefined ? undefined : Number(length) },
   };
 }
 
 /** The request body; a client that disconnects mid-body is a client error, not the registry's. */
-async function* clientBody(req: IncomingMessage): AsyncGenerator<Uint8Array> {
+async function* clientBody(req: IncomingMessage, received: { bytes: number }): AsyncGenerator<Uint8Array> {
   try {
-    for await (const chunk of req) yield chunk as Buffer;
+    for await (const chunk of req) {
+      received.bytes += (chunk as Buffer).length;
+      yield chunk as Buffer;
+    }
   } catch {
     throw fail('BLOB_UPLOAD_INVALID', 'the request body ended before its end (client disconnected)');
   }

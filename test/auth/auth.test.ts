@@ -56,6 +56,8 @@ describe('challenge and token service', () => {
     }
     const scoped = await fetch(`${stack.url}/v2/bob/app/tags/list`);
     assert.match(scoped.headers.get('www-authenticate')!, /scope="repository:bob\/app:pull"/);
+    const mount = await fetch(`${stack.url}/v2/bob/app/blobs/uploads/?mount=sha256:${'0'.repeat(64)}&from=bob/base`, { method: 'POST' });
+    assert.match(mount.headers.get('www-authenticate')!, /scope="repository:bob\/app:push repository:bob\/base:pull"/, 'a mount asks for pull on its source');
   });
 
   test('GET /token: a token, its lifetime and time of issue; a refresh token only offline', async () => {

@@ -1,8 +1,8 @@
 /**
  * Test back ends and servers over real sockets. By default the embedded emulators in a fresh
  * temporary folder; with `BERTH_TEST_S3_ENDPOINT` and `BERTH_TEST_DYNAMODB_ENDPOINT` set, a real
- * S3-compatible server and DynamoDB (MinIO and DynamoDB Local in CI), each test stack on its own
- * fresh table and bucket.
+ * S3-compatible server and DynamoDB (MinIO and moto_server in CI: test/backends/start.sh), each
+ * test stack on its own fresh table and bucket.
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
@@ -48,7 +48,7 @@ export async function startBackends(extra: Record<string, string> = {}): Promise
     const config = withCredentials(loadConfig(env), process.env.BERTH_TEST_S3_ACCESS_KEY, process.env.BERTH_TEST_S3_SECRET_KEY);
     await createTable(dynamo, names.table);
     await createS3Client(config.s3).send(new CreateBucketCommand({ Bucket: names.bucket }));
-    return { config, label: 'MinIO + DynamoDB Local', stop: async () => undefined };
+    return { config, label: 'external S3 + DynamoDB', stop: async () => undefined };
   }
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
   const emulators = await startEmulators(dir);
