@@ -5,14 +5,9 @@
  * unpacks it with the native snapshotter.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildImage, Cleanup, Docker, getManifest, RegistryProcess, run, RUN_ID, runOk, stopChild, waitFor } from './helpers.js';
-
-const NAMESPACE = 'test';
+import { buildImage, Cleanup, Containerd, Docker, getManifest, RegistryProcess, RUN_ID } from './helpers.js';
 
 const cleanup = new Cleanup();
 let registry: RegistryProcess;
@@ -23,72 +18,6 @@ before(async () => {
   registry = await RegistryProcess.start(cleanup);
 });
 after(() => cleanup.run());
-
-/** A containerd of its own: root, state and sockets under `dir`, CRI plugin disabled. */
-class Containerd {
-  private constructor(
-    readonly dir: string,
-    readonly socket: string,
-    readonly child: ChildProcess,
-  ) {}
-
-  static async start(dir: string): Promise<Containerd> {
-    await mkdir(dir, { recursive: true });
-    const socket = join(dir, 'containerd.sock');
-    const config = [
-      'version = 2',
-      `root = "${join(dir, 'root')}"`,
-      `state = "${join(dir, 'state')}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      '[grpc]',
-      `  address = "${socket}"`,
-      '[ttrpc]',
-      `  address = "${socket}.ttrpc"`,
-      '[debug]',
-      '  address = ""',
-      '[metrics]',
-      '  address = ""',
-      '',
-    ].join('\n');
-    await writeFile(join(dir, 'config.toml'), config);
-    const log = openSync(join(dir, 'containerd.log'), 'a');
-    const child = spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: ['ignore', log, log] });
-    closeSync(log);
-    const containerd = new Containerd(dir, socket, child);
-    cleanup.add(`stop containerd (pid ${child.pid})`, () => stopChild(child));
-    await waitFor(
-      `containerd on ${socket}`,
-      async () => {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`containerd exited:\n${await containerd.log()}`);
-        return (await run('ctr', ['-a', socket, 'version'], { timeoutMs: 10_000 })).code === 0;
-      },
-      60_000,
-      250,
-    );
-    return containerd;
-  }
-
-  log(): Promise<string> {
-    return readFile(join(this.dir, 'containerd.log'), 'utf8').then((text) => text.split('\n').slice(-40).join('\n'), () => '');
-  }
-
-  ctr(args: string[], timeoutMs = 300_000) {
-    return runOk('ctr', ['-a', this.socket, '-n', NAMESPACE, ...args], { timeoutMs });
-  }
-
-  /** `ctr images ls` as ref → manifest digest. */
-  async images(): Promise<Map<string, string>> {
-    const lines = (await this.ctr(['images', 'ls'])).stdout.trim().split('\n').slice(1);
-    return new Map(lines.filter(Boolean).map((line) => {
-      const [ref, , digest] = line.split(/\s+/);
-      return [ref, digest];
-    }));
-  }
-
-  stop(): Promise<void> {
-    return stopChild(this.child);
-  }
-}
 
 test('ctr: import a docker save archive, push it, pull it into a fresh containerd', { timeout: 600_000 }, async () => {
   const work = await cleanup.tempDir('ctr');
@@ -101,7 +30,7 @@ test('ctr: import a docker save archive, push it, pull it into a fresh container
     await docker.ok(['save', '-o', archive, local]);
 
     // First containerd: import and push.
-    const first = await Containerd.start(join(work, 'a'));
+    const first = await Containerd.start(cleanup, join(work, 'a'));
     current = first;
     await first.ctr(['images', 'import', '--no-unpack', archive]);
     const imported = await first.images();
@@ -122,7 +51,7 @@ test('ctr: import a docker save archive, push it, pull it into a fresh container
     current = undefined;
 
     // Second containerd, fresh root: pull and unpack.
-    const second = await Containerd.start(join(work, 'b'));
+    const second = await Containerd.start(cleanup, join(work, 'b'));
     current = second;
     const pulled = await second.ctr(['images', 'pull', '--plain-http', '--snapshotter', 'native', remote]);
     assert.match(pulled.output, new RegExp(`unpacking \\S+ ${digest}`), pulled.output);

@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { closeSync, createWriteStream, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -34,6 +34,8 @@ export interface RunOptions {
   onOutput?: (text: string) => void;
   /** Receives the child right after spawning (for its PID). */
   onSpawn?: (child: ChildProcess) => void;
+  /** Written to the child's standard input (otherwise it gets none). */
+  input?: string;
 }
 
 export interface RunResult {
@@ -54,9 +56,13 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
     const child = spawn(command, args, {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     options.onSpawn?.(child);
+    if (options.input !== undefined) {
+      child.stdin!.on('error', () => undefined); // a child that exits without reading its input
+      child.stdin!.end(options.input);
+    }
     let stdout = '';
     let stderr = '';
     let output = '';
@@ -68,12 +74,12 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
             timedOut = true;
             if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
           }, options.timeoutMs);
-    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
       stdout += text;
       output += text;
       options.onOutput?.(text);
     });
-    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => {
       stderr += text;
       output += text;
       options.onOutput?.(text);
@@ -234,34 +240,77 @@ export class RegistryProcess {
   }
 
   /**
-   * Starts a registry and waits until `GET /v2/` answers 200. Without `port`, a free one; without
-   * `dataDir`, a fresh temporary folder (removed by `cleanup`).
+   * Starts a registry and waits until `GET /v2/` answers 200 (401 with `BERTH_AUTH=required` in
+   * `env`, which is passed on to the server). Without `port`, a free one; without `dataDir`, a
+   * fresh temporary folder (removed by `cleanup`).
    */
-  static async start(cleanup: Cleanup, options: { port?: number; dataDir?: string } = {}): Promise<RegistryProcess> {
+  static async start(
+    cleanup: Cleanup,
+    options: { port?: number; dataDir?: string; env?: Record<string, string> } = {},
+  ): Promise<RegistryProcess> {
     const port = options.port ?? (await freePort());
     const dataDir = options.dataDir ?? (await cleanup.tempDir('data'));
-    const env: Record<string, string | undefined> = { ...process.env, PORT: String(port), BERTH_DATA_DIR: dataDir };
-    // The e2e suite tests the local stack on its embedded emulators, whatever the caller's environment says.
+    const env: Record<string, string | undefined> = { ...process.env };
+    // The e2e suite tests the local stack on its embedded emulators, whatever the caller's
+    // environment says; auth is off (like `npm start`) unless `options.env` turns it on.
     delete env.HOST;
     delete env.BERTH_S3_ENDPOINT;
     delete env.BERTH_DYNAMODB_ENDPOINT;
+    delete env.BERTH_AUTH;
+    Object.assign(env, options.env, { PORT: String(port), BERTH_DATA_DIR: dataDir });
+    const ready = env.BERTH_AUTH === 'required' ? 401 : 200;
     const child = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const registry = new RegistryProcess(port, dataDir, child);
     cleanup.add(`stop registry (pid ${child.pid})`, () => stopChild(child));
     child.stdout!.setEncoding('utf8').on('data', (text: string) => registry.take(text));
     child.stderr!.setEncoding('utf8').on('data', (text: string) => registry.take(text));
     await waitFor(
-      `the registry on port ${port} to answer GET /v2/ with 200`,
+      `the registry on port ${port} to answer GET /v2/ with ${ready}`,
       async () => {
         if (!registry.running) throw new Error(`the registry exited (${child.exitCode ?? child.signalCode}):\n${registry.tail()}`);
         const response = await fetch(`${registry.url}/v2/`).catch(() => undefined);
         await response?.body?.cancel();
-        return response?.status === 200;
+        const status = response?.status;
+        // 200 where 401 was expected (or the reverse): auth is not what the test asked for.
+        if ((status === 200 || status === 401) && status !== ready) {
+          throw new Error(`GET /v2/ answered ${status}, expected ${ready} (BERTH_AUTH=${env.BERTH_AUTH ?? 'unset'})`);
+        }
+        return status === ready;
       },
       60_000,
       200,
     );
     return registry;
+  }
+
+  /**
+   * `npx berth <args>` on this registry's data (it must be running), from the repository root.
+   * Never throws for a failing exit; see {@link berthOk}.
+   */
+  berth(args: string[], input?: string): Promise<RunResult> {
+    return run('npx', ['berth', ...args], { env: { BERTH_DATA_DIR: this.dataDir }, input, timeoutMs: 60_000 });
+  }
+
+  /** `npx berth <args>`, which must exit 0. */
+  async berthOk(args: string[], input?: string): Promise<RunResult> {
+    const result = await this.berth(args, input);
+    if (result.code !== 0) throw new Error(describeFailure(result));
+    return result;
+  }
+
+  /** `npx berth user add <name> --password-stdin --role <role> [--repo <pattern>…]`. */
+  async addUser(name: string, password: string, role: 'reader' | 'writer' | 'admin', repos: string[] = []): Promise<void> {
+    const result = await this.berthOk(['user', 'add', name, '--password-stdin', '--role', role, ...repos.flatMap((r) => ['--repo', r])], `${password}\n`);
+    if (!result.stdout.includes(`added user ${name}`)) throw new Error(`unexpected output of ${result.command}:\n${result.output}`);
+  }
+
+  /** `npx berth robot add <name> --role <role> [--repo …]`: the printed user name and token. */
+  async addRobot(name: string, role: 'reader' | 'writer' | 'admin', repos: string[] = []): Promise<{ username: string; token: string }> {
+    const result = await this.berthOk(['robot', 'add', name, '--role', role, ...repos.flatMap((r) => ['--repo', r])]);
+    const username = /^username:\s*(\S+)$/m.exec(result.stdout)?.[1];
+    const token = /^token:\s*(\S+)$/m.exec(result.stdout)?.[1];
+    if (!username || !token) throw new Error(`no username/token in the output of ${result.command}:\n${result.output}`);
+    return { username, token };
   }
 
   private take(text: string): void {
@@ -317,9 +366,14 @@ export interface FetchedManifest {
   json: { config: { digest: string; mediaType: string }; layers: Array<{ digest: string; size: number; mediaType: string }>; mediaType?: string };
 }
 
-/** GET `/v2/<name>/manifests/<reference>` with the usual Accept list. */
-export async function getManifest(registry: RegistryProcess, name: string, reference: string): Promise<FetchedManifest> {
-  const response = await fetch(`${registry.url}/v2/${name}/manifests/${reference}`, { headers: { Accept: MANIFEST_ACCEPT } });
+/** An `Authorization` header with Basic credentials (Berth accepts them directly on `/v2/`). */
+export function basicAuth(username: string, password: string): Record<string, string> {
+  return { Authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` };
+}
+
+/** GET `/v2/<name>/manifests/<reference>` with the usual Accept list (and `headers`, e.g. {@link basicAuth}). */
+export async function getManifest(registry: RegistryProcess, name: string, reference: string, headers: Record<string, string> = {}): Promise<FetchedManifest> {
+  const response = await fetch(`${registry.url}/v2/${name}/manifests/${reference}`, { headers: { Accept: MANIFEST_ACCEPT, ...headers } });
   const bytes = Buffer.from(await response.arrayBuffer());
   return {
     status: response.status,
@@ -360,6 +414,17 @@ export class Docker {
 
   ok(args: string[], options: RunOptions = {}): Promise<RunResult> {
     return runOk('docker', args, { ...options, env: { ...this.env, ...options.env } });
+  }
+
+  /** `docker login <host> -u <username> --password-stdin`; never throws (a refused login is a result too). */
+  login(host: string, username: string, password: string): Promise<RunResult> {
+    return this.run(['login', host, '-u', username, '--password-stdin'], { input: `${password}\n`, timeoutMs: 60_000 });
+  }
+
+  /** The registries `config.json` holds credentials for. */
+  async loggedIn(): Promise<string[]> {
+    const config = await readJson<{ auths?: Record<string, unknown> }>(join(this.configDir, 'config.json'));
+    return Object.keys(config.auths ?? {});
   }
 
   async imageId(ref: string): Promise<string> {
@@ -462,9 +527,9 @@ export async function importImage(docker: Docker, cleanup: Cleanup, ref: string,
 
 /**
  * A multi-layer image built `FROM scratch` with one `COPY` per tree (legacy builder, as
- * CLIENTS.md says). Returns the image id.
+ * CLIENTS.md says), with `labels` as `LABEL` steps. Returns the image id.
  */
-export async function buildImage(docker: Docker, cleanup: Cleanup, ref: string, layers: Tree[]): Promise<string> {
+export async function buildImage(docker: Docker, cleanup: Cleanup, ref: string, layers: Tree[], labels: Record<string, string> = {}): Promise<string> {
   const dir = await cleanup.tempDir('build');
   const steps = ['FROM scratch'];
   for (const [index, tree] of layers.entries()) {
@@ -472,11 +537,134 @@ export async function buildImage(docker: Docker, cleanup: Cleanup, ref: string, 
     steps.push(`COPY layer${index}/ /`);
   }
   steps.push(`LABEL berth-e2e=${RUN_ID}`);
+  for (const [key, value] of Object.entries(labels)) steps.push(`LABEL ${key}=${JSON.stringify(value)}`);
   await writeFile(join(dir, 'Dockerfile'), `${steps.join('\n')}\n`);
   cleanup.images(ref);
   await docker.ok(['build', '--no-cache', '--rm', '--force-rm', '-t', ref, dir], { env: { DOCKER_BUILDKIT: '0' }, timeoutMs: 600_000 });
   await rm(dir, { recursive: true, force: true });
   return docker.imageId(ref);
+}
+
+// ---------------------------------------------------------------------------------------------
+// skopeo
+
+const SYSTEM_BLOB_INFO_CACHE = '/var/lib/containers/cache';
+
+/**
+ * skopeo with a blob-info cache of its own: skopeo's cache (/var/lib/containers/cache for root)
+ * changes what it sends, so every command runs in a private mount namespace with a temporary
+ * folder bound over that path, and with an empty auth file of its own (REGISTRY_AUTH_FILE).
+ */
+export class Skopeo {
+  private constructor(
+    readonly blobInfoCache: string,
+    readonly authFile: string,
+  ) {}
+
+  static async create(cleanup: Cleanup): Promise<Skopeo> {
+    const blobInfoCache = await cleanup.tempDir('skopeo-cache');
+    const authFile = join(await cleanup.tempDir('skopeo-auth'), 'auth.json');
+    await writeFile(authFile, '{"auths":{}}\n');
+    await mkdir(SYSTEM_BLOB_INFO_CACHE, { recursive: true });
+    return new Skopeo(blobInfoCache, authFile);
+  }
+
+  /** `skopeo <args>`; never throws for a failing exit. */
+  run(args: string[], timeoutMs = 300_000): Promise<RunResult> {
+    return run(
+      'unshare',
+      ['--mount', '--propagation', 'private', 'sh', '-c', `mount --bind "$0" ${SYSTEM_BLOB_INFO_CACHE} && exec skopeo "$@"`, this.blobInfoCache, ...args],
+      { env: { REGISTRY_AUTH_FILE: this.authFile }, timeoutMs },
+    );
+  }
+
+  /** `skopeo <args>`, which must exit 0. */
+  async ok(args: string[], timeoutMs = 300_000): Promise<RunResult> {
+    const result = await this.run(args, timeoutMs);
+    if (result.code !== 0) throw new Error(describeFailure(result));
+    return result;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// containerd
+
+/** A containerd of its own: root, state and sockets under `dir`, CRI plugin disabled. */
+export class Containerd {
+  private constructor(
+    readonly dir: string,
+    readonly socket: string,
+    readonly child: ChildProcess,
+    readonly namespace: string,
+  ) {}
+
+  static async start(cleanup: Cleanup, dir: string, namespace = 'test'): Promise<Containerd> {
+    await mkdir(dir, { recursive: true });
+    const socket = join(dir, 'containerd.sock');
+    const config = [
+      'version = 2',
+      `root = "${join(dir, 'root')}"`,
+      `state = "${join(dir, 'state')}"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]',
+      `  address = "${socket}"`,
+      '[ttrpc]',
+      `  address = "${socket}.ttrpc"`,
+      '[debug]',
+      '  address = ""',
+      '[metrics]',
+      '  address = ""',
+      '',
+    ].join('\n');
+    await writeFile(join(dir, 'config.toml'), config);
+    const log = openSync(join(dir, 'containerd.log'), 'a');
+    const child = spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: ['ignore', log, log] });
+    closeSync(log);
+    const containerd = new Containerd(dir, socket, child, namespace);
+    cleanup.add(`stop containerd (pid ${child.pid})`, () => stopChild(child));
+    await waitFor(
+      `containerd on ${socket}`,
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`containerd exited:\n${await containerd.log()}`);
+        return (await run('ctr', ['-a', socket, 'version'], { timeoutMs: 10_000 })).code === 0;
+      },
+      60_000,
+      250,
+    );
+    return containerd;
+  }
+
+  /** The last lines of its log, for failure messages. */
+  log(): Promise<string> {
+    return readFile(join(this.dir, 'containerd.log'), 'utf8').then((text) => text.split('\n').slice(-40).join('\n'), () => '');
+  }
+
+  /** `ctr -a <socket> -n <namespace> <args>`; never throws for a failing exit. */
+  run(args: string[], timeoutMs = 300_000): Promise<RunResult> {
+    return run('ctr', ['-a', this.socket, '-n', this.namespace, ...args], { timeoutMs });
+  }
+
+  /** `ctr … <args>`, which must exit 0. */
+  async ctr(args: string[], timeoutMs = 300_000): Promise<RunResult> {
+    const result = await this.run(args, timeoutMs);
+    if (result.code !== 0) throw new Error(describeFailure(result));
+    return result;
+  }
+
+  /** `ctr images ls` as ref → manifest digest. */
+  async images(): Promise<Map<string, string>> {
+    const lines = (await this.ctr(['images', 'ls'])).stdout.trim().split('\n').slice(1);
+    return new Map(
+      lines.filter(Boolean).map((line) => {
+        const [ref, , digest] = line.split(/\s+/);
+        return [ref, digest] as [string, string];
+      }),
+    );
+  }
+
+  stop(): Promise<void> {
+    return stopChild(this.child);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

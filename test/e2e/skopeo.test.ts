@@ -5,36 +5,26 @@
  * a private mount namespace with a temporary folder bound over that path.
  */
 import assert from 'node:assert/strict';
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildImage, Cleanup, Docker, getManifest, readJson, RegistryProcess, RUN_ID, runOk, sha256, type RunResult } from './helpers.js';
-
-const SYSTEM_CACHE = '/var/lib/containers/cache';
+import { buildImage, Cleanup, Docker, getManifest, readJson, RegistryProcess, RUN_ID, sha256, Skopeo, type RunResult } from './helpers.js';
 
 const cleanup = new Cleanup();
 let registry: RegistryProcess;
 let docker: Docker;
-let blobInfoCache: string;
-let authFile: string;
+let skopeoCli: Skopeo;
 
 before(async () => {
   docker = await Docker.create(cleanup);
   registry = await RegistryProcess.start(cleanup);
-  blobInfoCache = await cleanup.tempDir('skopeo-cache');
-  authFile = join(await cleanup.tempDir('skopeo-auth'), 'auth.json');
-  await writeFile(authFile, '{"auths":{}}\n');
-  await mkdir(SYSTEM_CACHE, { recursive: true });
+  skopeoCli = await Skopeo.create(cleanup);
 });
 after(() => cleanup.run());
 
 /** skopeo in its own mount namespace, with this file's blob-info cache bound over the system one. */
 function skopeo(args: string[]): Promise<RunResult> {
-  return runOk(
-    'unshare',
-    ['--mount', '--propagation', 'private', 'sh', '-c', `mount --bind "$0" ${SYSTEM_CACHE} && exec skopeo "$@"`, blobInfoCache, ...args],
-    { env: { REGISTRY_AUTH_FILE: authFile }, timeoutMs: 300_000 },
-  );
+  return skopeoCli.ok(args);
 }
 
 interface OciManifest {
@@ -64,7 +54,7 @@ test('skopeo: docker-daemon → registry → oci layout → docker-daemon keeps 
     await skopeo(['copy', '--dest-tls-verify=false', '--digestfile', join(work, 'pushed.digest'), `docker-daemon:${local}`, `docker://${remote}`]);
     const pushed = (await readFile(join(work, 'pushed.digest'), 'utf8')).trim();
     assert.match(pushed, /^sha256:[0-9a-f]{64}$/);
-    await access(join(blobInfoCache, 'blob-info-cache-v1.boltdb')); // the cache really was the private one
+    await access(join(skopeoCli.blobInfoCache, 'blob-info-cache-v1.boltdb')); // the cache really was the private one
     const served = await getManifest(registry, 'sk/img', RUN_ID);
     assert.equal(served.status, 200);
     assert.equal(served.digestHeader, pushed);
