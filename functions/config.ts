@@ -15,6 +15,7 @@
  * | `BERTH_TOKEN_KEY`          | token signing key, base64 of ≥ 32 random bytes            |              |
  * | `BERTH_TOKEN_KEY_SECRET`   | …or the Secrets Manager secret (ARN or name) holding it   |              |
  * | `BERTH_VERIFY_FUNCTION`    | Lambda function that verifies direct uploads (unset: in process) |       |
+ * | `BERTH_MAX_CHUNK`          | largest chunk per request, advertised as OCI-Chunk-Max-Length (unset: none) | |
  */
 import { z } from 'zod';
 import type { AuthMode } from './auth/service.js';
@@ -36,6 +37,7 @@ const schema = z.object({
   BERTH_TOKEN_KEY: z.base64().optional(),
   BERTH_TOKEN_KEY_SECRET: z.string().min(1).optional(),
   BERTH_VERIFY_FUNCTION: z.string().min(1).optional(),
+  BERTH_MAX_CHUNK: z.coerce.number().int().positive().optional(),
 });
 
 /** Everything the registry needs to reach its storage. */
@@ -49,6 +51,8 @@ export interface Config {
   tokenKey: { kind: 'inline'; base64: string } | { kind: 'secret'; id: string } | undefined;
   /** Lambda function name for background verification, or undefined for in-process. */
   verifyFunction?: string;
+  /** Largest chunk a request can carry, bytes, where the deployment limits it. */
+  maxChunk?: number;
 }
 
 /**
@@ -73,5 +77,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         ? { kind: 'secret', id: c.BERTH_TOKEN_KEY_SECRET }
         : undefined,
     verifyFunction: c.BERTH_VERIFY_FUNCTION,
+    maxChunk: c.BERTH_MAX_CHUNK,
   };
 }

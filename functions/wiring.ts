@@ -18,6 +18,7 @@ export function registryFor(config: Config): Registry {
     auth: config.auth,
     tokenKey: tokenKeySource(config),
     dispatch: config.verifyFunction ? lambdaDispatch(config.verifyFunction, config.s3.region) : undefined,
+    maxChunk: config.maxChunk,
   });
 }
 

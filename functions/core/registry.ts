@@ -16,6 +16,11 @@ export interface Registry {
   auth: Auth;
   uploads: Uploads;
   direct: DirectUploads;
+  /**
+   * Bytes of blob data one request can carry on this deployment (Lambda: see
+   * infra/local/lambda-emulator.ts), advertised as `OCI-Chunk-Max-Length`; undefined: no limit.
+   */
+  maxChunk?: number;
   /** Continues verification of a direct upload elsewhere (see `dispatch` below). */
   dispatchVerification: Dispatch;
   blobs: Blobs;
@@ -35,12 +40,14 @@ export function createRegistry(
     tokenKey: KeySource;
     /** How verification of direct uploads continues elsewhere; default: in this process, in the background. */
     dispatch?: Dispatch;
+    maxChunk?: number;
   },
 ): Registry {
   const uploads = new Uploads(metadata, store, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads });
   const dispatch = options.dispatch ?? inProcess(() => direct);
   const direct: DirectUploads = new DirectUploads(metadata, store, uploads, dispatch);
   return {
+    maxChunk: options.maxChunk,
     dispatchVerification: dispatch,
     auth: new Auth(options.auth, new TokenService(options.tokenKey), metadata, metadata),
     uploads,

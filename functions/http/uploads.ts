@@ -9,15 +9,6 @@ import { empty, type AuthorizedRequest, type HttpRequest, type HttpResponse, typ
 
 const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/**
- * The largest chunk the deployment accepts in one request, when it has such a limit:
- * `BERTH_MAX_CHUNK` (bytes), set by serverless.yml and by the Lambda emulator (see
- * infra/local/lambda-emulator.ts for how it is computed). Advertised as `OCI-Chunk-Max-Length`
- * on the 202 that starts an upload; unset (npm start, self-hosted), no limit is advertised.
- */
-const MAX_CHUNK = /^[1-9][0-9]{0,15}$/.test(process.env.BERTH_MAX_CHUNK ?? '') ? process.env.BERTH_MAX_CHUNK : undefined;
-const chunkHeaders: Record<string, string> = MAX_CHUNK ? { 'OCI-Chunk-Max-Length': MAX_CHUNK } : {};
-
 /** POST /v2/<name>/blobs/uploads/ — end-4a, end-4b (`?digest=`), end-11 (`?mount=&from=`). */
 export async function startUpload(registry: Registry, request: AuthorizedRequest, { name }: RouteParams): Promise<HttpResponse> {
   const { query } = request;
@@ -31,7 +22,9 @@ export async function startUpload(registry: Registry, request: AuthorizedRequest
   const digest = query.get('digest');
   if (digest !== null) return created(name, await registry.uploads.uploadWhole(name, parseDigest(digest), request.body));
   const session = await registry.uploads.start(name);
-  return empty(202, { ...uploadHeaders(session), ...chunkHeaders });
+  // The largest chunk one request may carry where the deployment has such a limit (Lambda).
+  const limit: Record<string, string> = registry.maxChunk === undefined ? {} : { 'OCI-Chunk-Max-Length': String(registry.maxChunk) };
+  return empty(202, { ...uploadHeaders(session), ...limit });
 }
 
 /** GET /v2/<name>/blobs/uploads/<id> — end-13: progress of a session. */
