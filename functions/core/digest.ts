@@ -5,7 +5,9 @@
  * requests that may run in different Lambda invocations.
  */
 import { createHash } from 'node:crypto';
-import { createSHA256, type IHasher } from 'hash-wasm';
+import type { IHasher } from 'hash-wasm';
+// The SHA-256-only build: the package's main entry embeds every algorithm's WASM (~200 KB more per bundle).
+import sha256Wasm from 'hash-wasm/dist/sha256.umd.min.js';
 import type { Digest } from './grammar.js';
 
 /** An incremental hash over a blob's bytes. */
@@ -39,7 +41,7 @@ export function oneShotHasher(algorithm = 'sha256'): BlobHasher {
 
 /** A resumable hasher, continuing from `state` (base64 of hash-wasm `save()`) when given. */
 export async function resumableHasher(state?: string): Promise<BlobHasher> {
-  const hasher: IHasher = await createSHA256();
+  const hasher: IHasher = await sha256Wasm.createSHA256();
   hasher.init();
   if (state) hasher.load(Buffer.from(state, 'base64'));
   return {
