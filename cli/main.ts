@@ -9,6 +9,7 @@
  *   berth robot remove <name>
  *   berth repo visibility <name> public|private
  *   berth repo describe <name> "<text>"
+ *   berth push <registry>/<repository>[:<tag>] [--from …] [--path …]   (cli/push/command.ts)
  *
  * Locally it works on the data of a running `npm start` (same BERTH_DATA_DIR); with
  * `--stage <stage> [--region <region>]` on that deployed stage's table, with the operator's AWS
@@ -34,10 +35,17 @@ const USAGE = `usage:
   berth robot remove <name>
   berth repo visibility <name> public|private
   berth repo describe <name> "<text>"
+  berth push <registry>/<repository>[:<tag>] [--from docker|oci-layout|docker-archive] [--path <dir|file>]
 options: --stage <stage> [--region <region>] to administer a deployed stage`;
 
 /** A mistake of the operator's: printed without a stack, exit code 2. */
 class UsageError extends Error {}
+
+// `berth push` talks HTTP to the registry in the image name: no endpoints.json, no AWS (cli/push/).
+if (process.argv[2] === 'push') {
+  const { pushCommand } = await import('./push/command.js');
+  process.exit(await pushCommand(process.argv.slice(3)));
+}
 
 const { values: options, positionals } = parseArgs({
   allowPositionals: true,
