@@ -88,7 +88,8 @@ async function addAccount(store: DynamoMetadataStore, kind: Account['kind'], raw
     role: validRole(options.role),
     repositories,
     passwordHash: await hashPassword(secret),
-    credentialVersion: 1,
+    // Not 1: a re-created name must not revive refresh tokens issued to the account it replaces.
+    credentialVersion: Date.now(),
     createdAt: Date.now(),
   };
   await store.putAccount(account);

@@ -65,6 +65,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   const c = parsed.data;
+  if (c.BERTH_AUTH === 'required' && !c.BERTH_TOKEN_KEY && !c.BERTH_TOKEN_KEY_SECRET) {
+    throw new Error('invalid configuration: BERTH_AUTH=required needs BERTH_TOKEN_KEY or BERTH_TOKEN_KEY_SECRET');
+  }
   return {
     dynamo: { table: c.BERTH_TABLE, region: c.AWS_REGION, endpoint: c.BERTH_DYNAMODB_ENDPOINT },
     s3: { bucket: c.BERTH_BUCKET, region: c.AWS_REGION, endpoint: c.BERTH_S3_ENDPOINT },

@@ -6,12 +6,18 @@
 import { fail, RegistryError } from '../core/errors.js';
 import type { AccountStore, MetadataStore, RepositoryInfo } from '../storage/ports.js';
 import { allows, formatScope, merge, type Access } from './access.js';
-import { repositoryActions, type Account } from './accounts.js';
+import { repositoryActions, ROBOT_PREFIX, type Account } from './accounts.js';
 import { verifyPassword } from './passwords.js';
 import type { IssuedToken, TokenService } from './tokens.js';
 
 /** `required`: every request needs a token or credentials; `off`: anonymous full access (local default, like registry:2). */
 export type AuthMode = 'required' | 'off';
+
+/** Names an account can have: a user name, or `robot$` and one (see accounts.ts). */
+const ACCOUNT_NAME = /^(robot\$)?[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/** Most scopes one token request may ask for; each costs a repository read. */
+const MAX_SCOPES = 20;
 
 /** Failed logins of one name allowed per window before the token service answers 429. */
 export const MAX_LOGIN_FAILURES = 5;
@@ -68,6 +74,7 @@ export class Auth {
         mayBrowse: () => allows(access, 'registry', 'catalog', '*') || allows(access, 'registry', 'catalog', 'search'),
       };
     }
+    if (scheme !== undefined && scheme !== 'basic') throw this.challenge(realm, []);
     let account: Account | undefined;
     if (scheme === 'basic') account = await this.login(...decodeBasic(value)).catch(rethrowWith(this.challenge(realm, [])));
     return {
@@ -120,15 +127,23 @@ export class Auth {
    * @throws RegistryError UNAUTHORIZED (same message whether or not the account exists), TOOMANYREQUESTS.
    */
   async login(name: string, password: string): Promise<Account> {
+    if (!ACCOUNT_NAME.test(name)) {
+      // No such account can exist: spend the same time, touch no storage with the name.
+      await verifyPassword(password, undefined);
+      throw fail('UNAUTHORIZED', 'invalid username or password');
+    }
+    // Robot tokens are 256-bit random, beyond guessing: counting their failures would only let
+    // anyone lock a CI robot out.
+    const counted = !name.startsWith(ROBOT_PREFIX);
     const now = Date.now();
-    const failures = await this.accounts.loginFailures(name, now);
+    const failures = counted ? await this.accounts.loginFailures(name, now) : undefined;
     if (failures && failures.count >= MAX_LOGIN_FAILURES) throw tooManyFailures(failures.resetAt - now);
     const account = await this.accounts.getAccount(name);
     if (await verifyPassword(password, account?.passwordHash)) {
       if (failures) await this.accounts.clearLoginFailures(name);
       return account!;
     }
-    await this.accounts.recordLoginFailure(name, now, LOGIN_WINDOW_MS);
+    if (counted) await this.accounts.recordLoginFailure(name, now, LOGIN_WINDOW_MS);
     throw fail('UNAUTHORIZED', 'invalid username or password');
   }
 
@@ -150,6 +165,7 @@ export class Auth {
 
   /** The intersection of what was asked and what `account` (or anonymous) is allowed. */
   private async grant(account: Account | undefined, requested: Access[]): Promise<Access[]> {
+    if (requested.length > MAX_SCOPES) throw fail('DENIED', `at most ${MAX_SCOPES} scopes per token request`, null, { status: 400 });
     if (this.mode === 'off') return requested;
     const granted: Access[] = [];
     for (const access of requested) {

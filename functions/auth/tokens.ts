@@ -85,6 +85,8 @@ export class TokenService {
       if (key.length < 32) throw new Error('token signing key must have at least 32 bytes');
       return key;
     });
+    // A failed read (Secrets Manager briefly unreachable) is retried by the next request.
+    this.key.catch(() => (this.key = undefined));
     return this.key;
   }
 

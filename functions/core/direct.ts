@@ -112,7 +112,7 @@ export class DirectUploads {
       }
       const next = { ...session, multipartId: undefined, parts, direct: { ...direct, state: 'verifying' as const }, version: session.version + 1 };
       await this.metadata.commitUpload(next, owner);
-    });
+    }, 'direct');
     if ((await this.verify(id, Date.now() + this.settings.requestBudgetMs)) === 'verifying') await this.dispatch(id);
     return this.status(repository, id, false);
   }
@@ -122,9 +122,8 @@ export class DirectUploads {
    * progress never depends on a background invocation alone.
    */
   async status(repository: string, id: string, advance = true): Promise<DirectStatus> {
-    const session = await this.uploads.status(repository, id);
-    if (!session.direct) throw fail('BLOB_UPLOAD_UNKNOWN', 'not a direct upload session');
-    if (advance && session.direct.state === 'verifying') {
+    const session = await this.uploads.status(repository, id, 'direct');
+    if (advance && session.direct!.state === 'verifying') {
       await this.verify(id, Date.now() + this.settings.requestBudgetMs);
       return this.status(repository, id, false);
     }
@@ -188,7 +187,7 @@ export class DirectUploads {
   }
 
   private async session(repository: string, id: string, state?: DirectUpload['state']): Promise<UploadSession> {
-    const session = await this.uploads.status(repository, id);
+    const session = await this.uploads.status(repository, id, 'direct');
     if (state) requireState(session, state);
     return session;
   }

@@ -13,6 +13,10 @@ import type { BlobStore, Descriptor, ManifestRecord, MetadataStore, Page } from 
 
 /** DynamoDB items hold at most 400 KB; larger manifests go to the blob store. */
 const INLINE_MANIFEST_BYTES = 256 * 1024;
+/** Most distinct blobs and manifests one manifest may reference (images have tens of layers). */
+const MAX_REFERENCES = 5000;
+/** Reads in flight while checking a manifest's references. */
+const REFERENCE_CHECKS_AT_ONCE = 32;
 /** Image configs larger than this are not read for a description label. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Descriptions are kept to this many characters (docker search shows 45). */
@@ -77,8 +81,10 @@ export class Manifests {
     const annotated = parsed.annotations?.[DESCRIPTION_KEY];
     if (annotated !== undefined) return clipDescription(annotated);
     const { config } = parsed;
-    if (!config || !IMAGE_CONFIG_TYPES.has(config.mediaType) || config.size > MAX_CONFIG_BYTES) return undefined;
+    if (!config || !IMAGE_CONFIG_TYPES.has(config.mediaType)) return undefined;
+    // The stored size, not the descriptor's claim, decides whether the config is read.
     const blob = await this.metadata.getBlobLink(repository, config.digest);
+    if (!blob || blob.size > MAX_CONFIG_BYTES) return undefined;
     try {
       const image = JSON.parse((await this.store.read(blob!.key)).toString('utf8'));
       const label = image?.config?.Labels?.[DESCRIPTION_KEY];
@@ -154,12 +160,16 @@ export class Manifests {
   }
 
   private async checkReferences(repository: string, parsed: ParsedManifest): Promise<void> {
-    const missing = async (digest: Digest, exists: Promise<unknown>) => ((await exists) ? undefined : digest);
-    const results = await Promise.all([
-      ...[...new Set(parsed.blobs)].map((d) => missing(d, this.metadata.getBlobLink(repository, d))),
-      ...[...new Set(parsed.manifests)].map((d) => missing(d, this.metadata.getManifest(repository, d))),
-    ]);
-    const unknown = results.find((d) => d !== undefined);
+    const checks = [
+      ...[...new Set(parsed.blobs)].map((digest) => () => this.metadata.getBlobLink(repository, digest).then((found) => (found ? undefined : digest))),
+      ...[...new Set(parsed.manifests)].map((digest) => () => this.metadata.getManifest(repository, digest).then((found) => (found ? undefined : digest))),
+    ];
+    if (checks.length > MAX_REFERENCES) throw fail('MANIFEST_INVALID', `a manifest may reference at most ${MAX_REFERENCES} blobs and manifests`);
+    let unknown: Digest | undefined;
+    // Bounded concurrency: a 4 MiB manifest can name tens of thousands of descriptors.
+    for (let i = 0; i < checks.length && !unknown; i += REFERENCE_CHECKS_AT_ONCE) {
+      unknown = (await Promise.all(checks.slice(i, i + REFERENCE_CHECKS_AT_ONCE).map((check) => check()))).find((d) => d !== undefined);
+    }
     if (unknown) {
       throw fail('MANIFEST_BLOB_UNKNOWN', `manifest references ${unknown}, which is not in repository ${repository}; push it first`, {
         digest: unknown,

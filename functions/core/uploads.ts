@@ -72,12 +72,13 @@ export class Uploads {
   }
 
   /**
-   * The session `id` of `repository` (end-13 GET).
-   * @throws RegistryError BLOB_UPLOAD_UNKNOWN for an unknown, expired or foreign session.
+   * The session `id` of `repository` (end-13 GET), of the given kind: the standard endpoints
+   * must never reach a direct upload's session (its object may already be a published blob).
+   * @throws RegistryError BLOB_UPLOAD_UNKNOWN for an unknown, expired, foreign or other-kind session.
    */
-  async status(repository: string, id: string): Promise<UploadSession> {
+  async status(repository: string, id: string, kind: 'standard' | 'direct' = 'standard'): Promise<UploadSession> {
     const session = await this.metadata.getUpload(id);
-    if (!session || session.repository !== repository) throw unknownUpload(id);
+    if (!session || session.repository !== repository || (session.direct !== undefined) !== (kind === 'direct')) throw unknownUpload(id);
     return session;
   }
 
@@ -90,8 +91,9 @@ export class Uploads {
   async append(repository: string, id: string, body: BodyStream, range?: ChunkRange): Promise<UploadSession> {
     return this.withLease(repository, id, async (session, owner) => {
       checkRange(session, body, range);
-      const writer = await SessionWriter.open(this.blobs, this.settings, session);
+      const writer = await SessionWriter.open(this.blobs, this.settings, session, owner);
       await writer.writeAll(body.chunks, range);
+      await this.renew(id, owner);
       const next = await writer.suspend();
       await this.metadata.commitUpload(next, owner);
       if (session.tailKey && session.tailKey !== next.tailKey) await this.blobs.delete(session.tailKey);
@@ -105,11 +107,14 @@ export class Uploads {
    *   data are removed), BLOB_UPLOAD_INVALID (416), BLOB_UPLOAD_UNKNOWN, SIZE_INVALID.
    */
   async finish(repository: string, id: string, digest: Digest, body: BodyStream, range?: ChunkRange): Promise<BlobRecord> {
-    return this.withLease(repository, id, async (session) => {
+    return this.withLease(repository, id, async (session, owner) => {
       checkRange(session, body, range);
       const algorithm = digestAlgorithm(digest);
-      const writer = await SessionWriter.open(this.blobs, this.settings, session, algorithm);
+      const writer = await SessionWriter.open(this.blobs, this.settings, session, owner, algorithm);
       await writer.writeAll(body.chunks, range);
+      // A body may stream for longer than the lease: only a writer that still holds the session
+      // may make its object whole and publish it.
+      await this.renew(id, owner);
       let actual: Digest;
       let key: string | undefined;
       if (writer.algorithm === algorithm) {
@@ -199,8 +204,9 @@ export class Uploads {
     repository: string,
     id: string,
     work: (session: UploadSession, owner: string) => Promise<T>,
+    kind: 'standard' | 'direct' = 'standard',
   ): Promise<T> {
-    await this.status(repository, id);
+    await this.status(repository, id, kind);
     const owner = randomUUID();
     const now = Date.now();
     let session: UploadSession;
@@ -217,6 +223,11 @@ export class Uploads {
       if (error instanceof UploadConflict) throw busy(id, error.current);
       throw error;
     }
+  }
+
+  /** Extends `owner`'s lease. @throws UploadConflict when another request took the session over. */
+  private async renew(id: string, owner: string): Promise<void> {
+    await this.metadata.leaseUpload(id, owner, Date.now(), Date.now() + this.settings.leaseMs);
   }
 }
 
@@ -236,6 +247,8 @@ class SessionWriter {
     private readonly settings: UploadSettings,
     private readonly session: UploadSession,
     private readonly hasher: BlobHasher,
+    /** The request's lease owner: its tail object is its own, so a late writer cannot clobber a committed one. */
+    private readonly owner: string,
   ) {
     this.parts = [...session.parts];
     this.multipartId = session.multipartId;
@@ -246,10 +259,16 @@ class SessionWriter {
    * `finalAlgorithm`: this request ends the upload with a digest of that algorithm, so a fresh
    * session may hash with the fast one-shot hasher in that algorithm.
    */
-  static async open(blobs: BlobStore, settings: UploadSettings, session: UploadSession, finalAlgorithm?: string): Promise<SessionWriter> {
+  static async open(
+    blobs: BlobStore,
+    settings: UploadSettings,
+    session: UploadSession,
+    owner: string,
+    finalAlgorithm?: string,
+  ): Promise<SessionWriter> {
     const oneShot = finalAlgorithm !== undefined && session.offset === 0;
     const hasher = oneShot ? oneShotHasher(finalAlgorithm) : await resumableHasher(session.hashState);
-    const writer = new SessionWriter(blobs, settings, session, hasher);
+    const writer = new SessionWriter(blobs, settings, session, hasher, owner);
     if (session.tailKey) writer.push(await blobs.read(session.tailKey));
     return writer;
   }
@@ -280,7 +299,7 @@ class SessionWriter {
   async suspend(): Promise<UploadSession> {
     await this.drain();
     const rest = this.take(this.buffered);
-    const tailKey = rest.length > 0 ? `uploads/${this.session.id}/tail-${this.offset}` : undefined;
+    const tailKey = rest.length > 0 ? `uploads/${this.session.id}/tail-${this.offset}-${this.owner}` : undefined;
     if (tailKey) await this.blobs.put(tailKey, rest);
     return {
       ...this.session,

@@ -175,6 +175,38 @@ describe('credential safety', () => {
     assert.equal((await blocked.json() as { errors: { code: string }[] }).errors[0].code, 'TOOMANYREQUESTS');
   });
 
+  test('robots are not locked out by failed logins (their tokens cannot be guessed)', async () => {
+    await store.putAccount({ name: 'robot$ci', kind: 'robot', role: 'writer', repositories: [], passwordHash: await hashPassword('robot-token-value'), credentialVersion: 1, createdAt: 0 });
+    for (let i = 0; i < 7; i++) assert.equal((await token([], basic('robot$ci', `guess-${i}`))).status, 401);
+    assert.equal((await token([], basic('robot$ci', 'robot-token-value'))).status, 200);
+  });
+
+  test('names no account can have are refused without touching storage (no 5xx)', async () => {
+    for (const name of ['x'.repeat(3000), 'UPPER', 'a/b', '']) {
+      assert.equal((await token([], basic(name, 'whatever'))).status, 401, name.slice(0, 10));
+    }
+    assert.equal((await fetch(`${stack.url}/v2/`, { headers: { authorization: 'Foo bar' } })).status, 401, 'an unknown scheme is no anonymous pass');
+  });
+
+  test('the catalog cursor never names a repository the caller may not pull', async () => {
+    const admin = await bearer(['repository:zz-secret/a:push', 'repository:zz-secret/b:push', 'repository:zz-public/c:push'], 'admin', 'admin-password');
+    for (const name of ['zz-secret/a', 'zz-secret/b', 'zz-public/c']) await pushBlob(name, admin);
+    await store.setVisibility('zz-public/c', 'public');
+    const anonymous = await bearer(['registry:catalog:*']);
+    let last = 'zz';
+    const seen: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const response = await fetch(`${stack.url}/v2/_catalog?n=1&last=${last}`, { headers: { authorization: anonymous } });
+      const { repositories } = (await response.json()) as { repositories: string[] };
+      seen.push(...repositories);
+      const link = response.headers.get('link');
+      assert.ok(!link?.includes('secret'), link ?? '');
+      if (!link) break;
+      last = new URL(link.slice(1, link.indexOf('>')), stack.url).searchParams.get('last')!;
+    }
+    assert.deepEqual(seen, ['zz-public/c']);
+  });
+
   test('credentials and tokens never reach the request log', async () => {
     const auth = await bearer(['repository:bob/app:pull'], 'bob', 'bob-password');
     await fetch(`${stack.url}/v2/bob/app/tags/list`, { headers: { authorization: auth } });

@@ -124,3 +124,20 @@ test('bad requests: size over 5 TiB, a sha512 digest, garbage', async () => {
   assert.equal((await fetch(`${stack.url}${started.location}`, { method: 'DELETE' })).status, 204);
   assert.equal((await fetch(`${stack.url}${started.location}`)).status, 404);
 });
+
+test('a direct session is unknown to the standard upload endpoints (its object may be a published blob)', async () => {
+  const blob = randomBytes(1000);
+  const digest = sha256(blob);
+  const started = await start('direct/guard', digest, blob.length);
+  assert.equal((await poll((await complete(started, await uploadParts(started, blob))).headers.get('location')!)).status, 200);
+  const evil = Buffer.from('attacker bytes');
+  const hijack = await fetch(`${stack.url}/v2/direct/guard/blobs/uploads/${started.id}?digest=${sha256(evil)}`, { method: 'PUT', body: new Uint8Array(evil) });
+  assert.equal(hijack.status, 404);
+  for (const method of ['GET', 'PATCH', 'DELETE']) {
+    assert.equal((await fetch(`${stack.url}/v2/direct/guard/blobs/uploads/${started.id}`, { method })).status, 404, method);
+  }
+  const got = await fetch(`${stack.url}/v2/direct/guard/blobs/${digest}`);
+  assert.equal(sha256(Buffer.from(await got.arrayBuffer())), digest);
+  const standard = await fetch(`${stack.url}/v2/direct/guard/blobs/uploads/`, { method: 'POST' });
+  assert.equal((await fetch(`${stack.url}${standard.headers.get('location')!.replace('/blobs/uploads/', '/_berth/uploads/')}`)).status, 404, 'and the other way round');
+});
