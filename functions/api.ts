@@ -11,6 +11,7 @@ import { registryFor } from './wiring.js';
 
 const registry = registryFor(loadConfig());
 
+/** API Gateway HTTP API (payload 2.0) → the router → the HTTP API result. */
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>().handler(async (event) =>
   resultFromResponse(await route(registry, requestFromEvent(event))),
 );

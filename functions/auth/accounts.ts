@@ -4,7 +4,9 @@
  */
 import { z } from 'zod';
 
+/** The roles an account can have, least to most. */
 export const ROLES = ['reader', 'writer', 'admin'] as const;
+/** One of {@link ROLES}. */
 export type Role = (typeof ROLES)[number];
 
 /** Actions each role grants on the repositories its patterns match. */

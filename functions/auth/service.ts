@@ -21,6 +21,7 @@ const MAX_SCOPES = 20;
 
 /** Failed logins of one name allowed per window before the token service answers 429. */
 export const MAX_LOGIN_FAILURES = 5;
+/** The window in which failed logins are counted (ms). */
 export const LOGIN_WINDOW_MS = 15 * 60 * 1000;
 
 /** Where the token service is, for challenges: built from the request's own scheme and host. */
@@ -50,6 +51,7 @@ export interface TokenResponse {
   refresh_token?: string;
 }
 
+/** Who calls and what they may do: the request-side checks and the `/token` service, on the account store. */
 export class Auth {
   constructor(
     readonly mode: AuthMode,

@@ -35,6 +35,7 @@ export interface IssuedToken {
 /** Where the signing key comes from: read once, on first use (on Lambda, from Secrets Manager). */
 export type KeySource = () => Promise<Uint8Array>;
 
+/** Issues and verifies access and refresh tokens with the deployment's key. */
 export class TokenService {
   private key?: Promise<Uint8Array>;
 

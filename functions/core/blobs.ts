@@ -19,6 +19,7 @@ export type BlobContent =
   | { kind: 'redirect'; blob: BlobRecord; url: string }
   | { kind: 'stream'; blob: BlobRecord; stream: Readable; range?: ByteRange };
 
+/** Blob reads (stat, redirect or stream, with Range) and per-repository deletes. */
 export class Blobs {
   constructor(
     private readonly metadata: MetadataStore,

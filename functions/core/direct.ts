@@ -20,6 +20,7 @@ import { UploadConflict, type BlobStore, type DirectUpload, type MetadataStore, 
 /** Starts verification of a session elsewhere (another Lambda invocation, or in the background locally). */
 export type Dispatch = (uploadId: string) => Promise<void>;
 
+/** Tunables of direct uploads (times in the units named). */
 export interface DirectSettings {
   /** Lifetime of presigned part URLs (seconds). */
   urlSeconds: number;
@@ -31,6 +32,7 @@ export interface DirectSettings {
   requestBudgetMs: number;
 }
 
+/** URLs for an hour, 256 MiB segments, 60 s leases, 15 s of hashing per request. */
 export const DEFAULT_DIRECT_SETTINGS: DirectSettings = {
   urlSeconds: 3600,
   segmentBytes: 256 * 1024 * 1024,
@@ -55,6 +57,7 @@ export interface DirectStatus extends DirectUpload {
   location: string;
 }
 
+/** Direct-to-S3 uploads: start, part URLs, complete, resumable verification, cancel. */
 export class DirectUploads {
   constructor(
     private readonly metadata: MetadataStore,

@@ -32,6 +32,7 @@ export interface ManifestContent {
   bytes: Buffer;
 }
 
+/** Manifest push, pull and delete, tags and referrers of one registry. */
 export class Manifests {
   constructor(
     private readonly metadata: MetadataStore,

@@ -12,6 +12,7 @@ import type { AccountStore, BlobStore, MetadataStore } from '../storage/ports.js
 import { Auth, type AuthMode } from '../auth/service.js';
 import { TokenService, type KeySource } from '../auth/tokens.js';
 
+/** Every service of the registry core, built once per process by {@link createRegistry}. */
 export interface Registry {
   auth: Auth;
   uploads: Uploads;

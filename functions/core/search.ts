@@ -26,6 +26,7 @@ export interface SearchPage {
 /** Listing page size while reading the whole catalog. */
 const SCAN_PAGE = 1000;
 
+/** Repository search over the catalog (see the module comment for cost). */
 export class Search {
   constructor(private readonly metadata: MetadataStore) {}
 

@@ -36,6 +36,7 @@ export interface UploadSettings {
   leaseMs: number;
 }
 
+/** 8 MiB parts, two in flight, sessions kept 7 days, 60 s leases. */
 export const DEFAULT_UPLOAD_SETTINGS: UploadSettings = {
   partSize: 8 * 1024 * 1024,
   partConcurrency: 2,

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { Caller } from '../auth/service.js';
 import type { BodyStream } from '../core/body.js';
 
+/** A request as every handler sees it, whichever transport carried it. */
 export interface HttpRequest {
   /** `http` or `https`, as the client reached the registry (for URLs the registry hands out). */
   scheme: string;
@@ -18,6 +19,7 @@ export interface HttpRequest {
   body: BodyStream;
 }
 
+/** A response; transports write it out (Lambda: base64 in the result, node:http: to the socket). */
 export interface HttpResponse {
   status: number;
   headers: Record<string, string>;
