@@ -17,6 +17,7 @@ import { MAX_URLS_PER_ANSWER } from '../core/direct.js';
 import { fail } from '../core/errors.js';
 import { parseDigest } from '../core/grammar.js';
 import type { Registry } from '../core/registry.js';
+import { integerParam } from './pagination.js';
 import { empty, json, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
 
 const completion = z.object({ parts: z.array(z.object({ number: z.number().int(), etag: z.string().min(1).max(200) })).max(10_000) });
@@ -24,15 +25,15 @@ const completion = z.object({ parts: z.array(z.object({ number: z.number().int()
 /** POST /v2/<name>/_berth/uploads/?digest=&size= */
 export async function startDirect(registry: Registry, request: HttpRequest, { name }: RouteParams): Promise<HttpResponse> {
   const digest = parseDigest(request.query.get('digest') ?? '');
-  const size = integer(request.query.get('size'), 'size');
+  const size = integerParam(request.query.get('size'), 'size', { fallback: -1, min: 0, max: Number.MAX_SAFE_INTEGER });
   const { status, parts } = await registry.direct.start(name, digest, size);
   return json(202, { ...status, parts }, { Location: status.location });
 }
 
 /** GET /v2/<name>/_berth/uploads/<id>/parts?first=&count= */
 export async function directParts(registry: Registry, request: HttpRequest, { name, id }: RouteParams): Promise<HttpResponse> {
-  const first = integer(request.query.get('first') ?? '1', 'first');
-  const count = integer(request.query.get('count') ?? String(MAX_URLS_PER_ANSWER), 'count');
+  const first = integerParam(request.query.get('first'), 'first', { fallback: 1, min: 1, max: Number.MAX_SAFE_INTEGER });
+  const count = integerParam(request.query.get('count'), 'count', { fallback: MAX_URLS_PER_ANSWER, min: 1, max: MAX_URLS_PER_ANSWER });
   return json(200, { parts: await registry.direct.partUrls(name, id, first, count) });
 }
 
@@ -65,9 +66,4 @@ function statusResponse(status: DirectStatus): HttpResponse {
   const headers: Record<string, string> = { Location: status.location };
   if (status.state === 'verified') headers['Docker-Content-Digest'] = status.digest;
   return json(status.state === 'verified' ? 200 : 202, status, headers);
-}
-
-function integer(value: string | null, name: string): number {
-  if (value === null || !/^\d{1,16}$/.test(value)) throw fail('BLOB_UPLOAD_INVALID', `${name} must be a non-negative integer`);
-  return Number(value);
 }

@@ -10,9 +10,20 @@ export const MAX_PAGE = 1000;
  * @throws RegistryError UNSUPPORTED (400) for a negative or non-numeric `n`.
  */
 export function parseLimit(n: string | null): number {
-  if (n === null) return MAX_PAGE;
-  if (!/^\d+$/.test(n)) throw fail('UNSUPPORTED', `n must be a non-negative integer, got ${n.slice(0, 30)}`, null, { status: 400 });
-  return Math.min(Number(n), MAX_PAGE);
+  return integerParam(n, 'n', { fallback: MAX_PAGE, min: 0, max: MAX_PAGE });
+}
+
+/**
+ * A whole-number query parameter: absent or empty → `fallback`, above `max` → `max` (clamped, so
+ * a huge value is no error), below `min` or not a number → 400.
+ * @throws RegistryError UNSUPPORTED (400).
+ */
+export function integerParam(value: string | null, name: string, limits: { fallback: number; min: number; max: number }): number {
+  if (value === null || value === '') return limits.fallback;
+  if (!/^\d+$/.test(value) || Number(value) < limits.min) {
+    throw fail('UNSUPPORTED', `${name} must be an integer of at least ${limits.min}, got ${value.slice(0, 30)}`, null, { status: 400 });
+  }
+  return Math.min(Number(value), limits.max);
 }
 
 /** The `Link: <path?n=…&last=…>; rel="next"` header of a page that has a successor. */

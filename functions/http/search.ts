@@ -4,6 +4,7 @@
  */
 import { fail } from '../core/errors.js';
 import type { Registry } from '../core/registry.js';
+import { integerParam } from './pagination.js';
 import { realmOf } from './realm.js';
 import { json, type AuthorizedRequest, type HttpResponse } from './types.js';
 
@@ -22,8 +23,8 @@ export async function search(registry: Registry, request: AuthorizedRequest): Pr
   }
   const query = request.query.get('q') ?? '';
   if (query.length > 255) throw fail('UNSUPPORTED', 'the search term is longer than 255 characters', null, { status: 400 });
-  const size = bounded(request.query.get('n'), DEFAULT_RESULTS, MAX_RESULTS, 'n');
-  const page = bounded(request.query.get('page'), 1, Number.MAX_SAFE_INTEGER, 'page');
+  const size = integerParam(request.query.get('n'), 'n', { fallback: DEFAULT_RESULTS, min: 1, max: MAX_RESULTS });
+  const page = integerParam(request.query.get('page'), 'page', { fallback: 1, min: 1, max: Number.MAX_SAFE_INTEGER });
   const found = await registry.search.search(query, (repository) => request.caller.mayPull(repository), size, page);
   return json(200, {
     query,
@@ -40,11 +41,4 @@ export async function search(registry: Registry, request: AuthorizedRequest): Pr
       is_automated: false,
     })),
   });
-}
-
-/** A positive integer parameter: absent → `fallback`, above `max` → `max`. */
-function bounded(value: string | null, fallback: number, max: number, name: string): number {
-  if (value === null || value === '') return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw fail('UNSUPPORTED', `${name} must be a positive integer`, null, { status: 400 });
-  return Math.min(Number(value), max);
 }
