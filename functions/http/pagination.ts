@@ -14,12 +14,12 @@ export function parseLimit(n: string | null): number {
 }
 
 /**
- * A whole-number query parameter: absent or empty → `fallback`, above `max` → `max` (clamped, so
+ * A whole-number query parameter: absent → `fallback`, above `max` → `max` (clamped, so
  * a huge value is no error), below `min` or not a number → 400.
  * @throws RegistryError UNSUPPORTED (400).
  */
 export function integerParam(value: string | null, name: string, limits: { fallback: number; min: number; max: number }): number {
-  if (value === null || value === '') return limits.fallback;
+  if (value === null) return limits.fallback;
   if (!/^\d+$/.test(value) || Number(value) < limits.min) {
     throw fail('UNSUPPORTED', `${name} must be an integer of at least ${limits.min}, got ${value.slice(0, 30)}`, null, { status: 400 });
   }
