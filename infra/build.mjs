@@ -37,6 +37,9 @@ for (const [name, entry] of Object.entries(entries)) {
     sourcemap: true,
     legalComments: 'none',
     plugins: [englishOnlyZod],
+    // For platform 'node' esbuild prefers the `main` (CommonJS) builds, which the AWS SDK ships
+    // without tree shaking; its ES module builds shrink the bundle by a quarter and the cold start with it.
+    mainFields: ['module', 'main'],
     // Some bundled CommonJS dependencies call require(); give the ES module one.
     banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
   });
