@@ -13,6 +13,8 @@ import type { BlobStore, Descriptor, ManifestRecord, MetadataStore, Page } from 
 
 /** DynamoDB items hold at most 400 KB; larger manifests go to the blob store. */
 const INLINE_MANIFEST_BYTES = 256 * 1024;
+/** Manifests up to this size are copied into their tags, so a GET by tag is one read. */
+const TAG_COPY_BYTES = 4096;
 /** Most distinct blobs and manifests one manifest may reference (images have tens of layers). */
 const MAX_REFERENCES = 5000;
 /** Reads in flight while checking a manifest's references. */
@@ -71,7 +73,8 @@ export class Manifests {
     await this.metadata.putManifest(record);
     if (parsed.subject) await this.metadata.putReferrer(repository, parsed.subject, referrerDescriptor(record, parsed));
     for (const tag of reference.kind === 'tag' ? [reference.tag, ...tags] : tags) {
-      await this.metadata.putTag({ repository, tag, digest, mediaType: record.mediaType, size: record.size, updatedAt: now });
+      const bytes = record.size <= TAG_COPY_BYTES ? record.bytes : undefined;
+      await this.metadata.putTag({ repository, tag, digest, mediaType: record.mediaType, size: record.size, bytes, updatedAt: now });
     }
     await this.metadata.touchRepository(repository, now, await this.description(repository, parsed));
     return { digest, subject: parsed.subject };
@@ -95,8 +98,11 @@ export class Manifests {
     }
   }
 
-  /** Digest, media type and size without the bytes when a tag suffices (HEAD). @throws MANIFEST_UNKNOWN */
-  async stat(repository: string, reference: Reference): Promise<Omit<ManifestContent, 'bytes'>> {
+  /**
+   * Digest, media type and size, read from the tag alone for a tag (HEAD), with the bytes of a
+   * small manifest. @throws MANIFEST_UNKNOWN
+   */
+  async stat(repository: string, reference: Reference): Promise<Omit<ManifestContent, 'bytes'> & { bytes?: Uint8Array }> {
     if (reference.kind === 'tag') {
       const tag = await this.metadata.getTag(repository, reference.tag);
       if (!tag) throw unknownManifest(reference);
@@ -107,7 +113,14 @@ export class Manifests {
 
   /** @throws RegistryError MANIFEST_UNKNOWN */
   async get(repository: string, reference: Reference): Promise<ManifestContent> {
-    const digest = reference.kind === 'digest' ? reference.digest : (await this.stat(repository, reference)).digest;
+    let digest: Digest;
+    if (reference.kind === 'tag') {
+      const tag = await this.stat(repository, reference);
+      if (tag.bytes) return { digest: tag.digest, mediaType: tag.mediaType, size: tag.size, bytes: Buffer.from(tag.bytes) };
+      digest = tag.digest;
+    } else {
+      digest = reference.digest;
+    }
     const record = await this.record(repository, { kind: 'digest', digest });
     const bytes = record.bytes ? Buffer.from(record.bytes) : await this.store.read(record.key!);
     return { digest, mediaType: record.mediaType, size: record.size, bytes };

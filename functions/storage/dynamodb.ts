@@ -398,6 +398,7 @@ function toTag(repository: string, tag: string, item: Item): TagRecord {
     digest: item.digest as Digest,
     mediaType: item.mediaType as string,
     size: item.size as number,
+    bytes: item.bytes as Uint8Array | undefined,
     updatedAt: item.updatedAt as number,
   };
 }

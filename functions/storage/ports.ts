@@ -112,13 +112,15 @@ export interface ManifestRecord {
   createdAt: number;
 }
 
-/** A tag: a mutable name for a manifest, with enough of it to answer HEAD in one read. */
+/** A tag: a mutable name for a manifest, with enough of it to answer HEAD (and GET of a small manifest) in one read. */
 export interface TagRecord {
   repository: string;
   tag: string;
   digest: Digest;
   mediaType: string;
   size: number;
+  /** The manifest's bytes when it is small (see manifests.ts). */
+  bytes?: Uint8Array;
   updatedAt: number;
 }
 
