@@ -73,7 +73,6 @@ describe('MetadataStore contract', () => {
       last = page.last;
     } while (last);
     assert.deepEqual(all, sorted);
-    // (the tag 'small' below is added after this listing)
     assert.deepEqual((await store.listTags('t', 100, 'b0')).items.map((t) => t.tag), ['c10', 'c2', 'z'], 'a position that is not a tag');
     assert.equal((await store.listTags('t', 7)).last, undefined, 'an exactly full page has no successor');
     await store.putTag({ repository: 't', tag: 'small', digest: digest('c'), mediaType: 'x/y', size: 3, bytes: new Uint8Array([1, 2, 3]), updatedAt: 1 });
