@@ -4,12 +4,11 @@
  * repository, so pushes really upload (docker would otherwise mount or skip known layers), then
  * removes the image locally and pulls it from each registry in turn into an empty cache.
  */
-import { constants } from 'node:fs';
-import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { buildImage, type Cleanup, type Docker, importImage, run, RUN_ID, runOk } from '../e2e/helpers.js';
+import { debianTarball } from '../e2e/debian.js';
+import { buildImage, type Cleanup, type Docker, importImage, RUN_ID, runOk } from '../e2e/helpers.js';
 import { MiB, ordered, progress, type Row, type Target } from './report.js';
 
 /** An image kind: how to make a fresh image of it as `ref`. */
@@ -55,56 +54,6 @@ export const DEBIAN: ImageKind = {
   },
 };
 
-async function cacheDir(): Promise<string> {
-  for (const dir of [process.env.BERTH_E2E_CACHE, '/var/cache/berth-e2e', join(tmpdir(), 'berth-e2e-cache')]) {
-    if (!dir) continue;
-    try {
-      await mkdir(dir, { recursive: true });
-      await access(dir, constants.W_OK);
-      return dir;
-    } catch {
-      // next candidate
-    }
-  }
-  throw new Error('no writable cache folder');
-}
-
-async function unmountBelow(dir: string): Promise<void> {
-  const mounts = (await readFile('/proc/self/mounts', 'utf8'))
-    .split('\n')
-    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' '))
-    .filter((point): point is string => point !== undefined && point.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
-  for (const point of mounts) await run('umount', ['-l', point]);
-}
-
-/**
- * The cached tarball of a debootstrapped bookworm (minbase), shared with the e2e suite
- * (BERTH_E2E_CACHE, else /var/cache/berth-e2e, else the temporary folder); made when missing.
- */
-export async function debianTarball(): Promise<string> {
-  const dir = await cacheDir();
-  const tarball = join(dir, 'debian-bookworm-minbase.tar');
-  try {
-    await access(tarball);
-    return tarball;
-  } catch {
-    // build it below
-  }
-  progress(`building ${tarball} with debootstrap (takes minutes, once)`);
-  const work = join(dir, `build-${RUN_ID}`);
-  const rootfs = join(work, 'rootfs');
-  await mkdir(work, { recursive: true });
-  try {
-    await runOk('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], { timeoutMs: 1_500_000 });
-    await runOk('tar', ['--numeric-owner', '-C', rootfs, '-cf', join(work, 'rootfs.tar'), '.'], { timeoutMs: 300_000 });
-    await rename(join(work, 'rootfs.tar'), tarball);
-  } finally {
-    await unmountBelow(work);
-    await rm(work, { recursive: true, force: true });
-  }
-  return tarball;
-}
 
 /** Wall time of `fn` in seconds. */
 export async function timed(fn: () => Promise<unknown>): Promise<number> {
