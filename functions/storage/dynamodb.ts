@@ -227,15 +227,8 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
     );
   }
 
-  async setDescription(repository: string, description: string): Promise<void> {
-    await this.db.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: { pk: 'CATALOG', sk: repository },
-        UpdateExpression: 'SET description = :description',
-        ExpressionAttributeValues: { ':description': description },
-      }),
-    );
+  setDescription(repository: string, description: string): Promise<void> {
+    return this.setCatalogField(repository, 'description', description);
   }
 
   async getRepository(repository: string): Promise<RepositoryInfo | undefined> {
@@ -243,13 +236,19 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
     return item && toRepository(item);
   }
 
-  async setVisibility(repository: string, visibility: Visibility): Promise<void> {
+  setVisibility(repository: string, visibility: Visibility): Promise<void> {
+    return this.setCatalogField(repository, 'visibility', visibility);
+  }
+
+  /** Sets one attribute of a repository's catalog item, creating the item if needed. */
+  private async setCatalogField(repository: string, field: 'description' | 'visibility', value: string): Promise<void> {
     await this.db.send(
       new UpdateCommand({
         TableName: this.table,
         Key: { pk: 'CATALOG', sk: repository },
-        UpdateExpression: 'SET visibility = :visibility',
-        ExpressionAttributeValues: { ':visibility': visibility },
+        UpdateExpression: 'SET #field = :value',
+        ExpressionAttributeNames: { '#field': field },
+        ExpressionAttributeValues: { ':value': value },
       }),
     );
   }
