@@ -24,6 +24,7 @@ import {
   sha256,
   Skopeo,
   type RunResult,
+  withRegistryLog,
 } from './helpers.js';
 
 const cleanup = new Cleanup();
@@ -44,17 +45,7 @@ before(async () => {
 });
 after(() => cleanup.run());
 
-/** Runs `body`, adding the registry's last log lines to any failure. */
-function withLog(body: () => Promise<void>): () => Promise<void> {
-  return async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (error instanceof Error) error.message += `\n--- registry log (last lines) ---\n${registry.tail()}`;
-      throw error;
-    }
-  };
-}
+const withLog = (body: () => Promise<void>) => withRegistryLog(() => registry, body);
 
 /** A command that must have failed, and said so in a way matching `message`. */
 function assertRefused(result: RunResult, message: RegExp = REFUSED): void {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { buildImage, Cleanup, Docker, getManifest, head, importImage, MiB, RegistryProcess, RUN_ID, sha256 } from './helpers.js';
+import { buildImage, Cleanup, Docker, getManifest, head, importImage, MiB, RegistryProcess, RUN_ID, sha256, withRegistryLog } from './helpers.js';
 
 const cleanup = new Cleanup();
 let registry: RegistryProcess;
@@ -17,17 +17,7 @@ before(async () => {
 });
 after(() => cleanup.run());
 
-/** Runs `body`, adding the registry's last log lines to any failure. */
-function withLog(body: () => Promise<void>): () => Promise<void> {
-  return async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (error instanceof Error) error.message += `\n--- registry log (last lines) ---\n${registry.tail()}`;
-      throw error;
-    }
-  };
-}
+const withLog = (body: () => Promise<void>) => withRegistryLog(() => registry, body);
 
 /**
  * Pushes `ref`, checks what the registry now serves under it, removes the image locally and

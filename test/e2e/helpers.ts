@@ -673,3 +673,16 @@ export class Containerd {
 export async function readJson<T = any>(path: string): Promise<T> {
   return JSON.parse(await readFile(path, 'utf8')) as T;
 }
+
+/** Runs `body`, adding the last log lines of the registry under test (if any yet) to any failure. */
+export function withRegistryLog(registry: () => RegistryProcess | undefined, body: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await body();
+    } catch (error) {
+      const current = registry();
+      if (error instanceof Error && current) error.message += `\n--- registry log (last lines) ---\n${current.tail()}`;
+      throw error;
+    }
+  };
+}

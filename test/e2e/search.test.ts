@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, test } from 'node:test';
-import { buildImage, Cleanup, describeFailure, Docker, RegistryProcess, RUN_ID } from './helpers.js';
+import { buildImage, Cleanup, describeFailure, Docker, RegistryProcess, RUN_ID, withRegistryLog } from './helpers.js';
 
 const DESCRIPTION_LABEL = 'org.opencontainers.image.description';
 
@@ -16,17 +16,7 @@ let current: RegistryProcess | undefined;
 
 after(() => cleanup.run());
 
-/** Runs `body`, adding the last log lines of the registry under test to any failure. */
-function withLog(body: () => Promise<void>): () => Promise<void> {
-  return async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (error instanceof Error && current) error.message += `\n--- registry log (last lines) ---\n${current.tail()}`;
-      throw error;
-    }
-  };
-}
+const withLog = (body: () => Promise<void>) => withRegistryLog(() => current, body);
 
 interface SearchRow {
   name: string;
