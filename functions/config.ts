@@ -9,13 +9,16 @@
  * | `AWS_REGION`               | region of both                                            | `us-east-1`  |
  * | `BERTH_DYNAMODB_ENDPOINT`  | DynamoDB endpoint URL (unset: AWS)                        |              |
  * | `BERTH_S3_ENDPOINT`        | S3 endpoint URL (unset: AWS)                              |              |
- * | `BERTH_BLOB_DELIVERY`      | `redirect` (307 to presigned S3) or `stream`              | `redirect`   |
+ * | `BERTH_BLOB_DELIVERY`      | `redirect` (307 to presigned S3), `stream`, or `frontdoor` (307 to a signed path CloudFront serves from S3) | `redirect` |
  * | `BERTH_PART_SIZE`          | bytes per S3 multipart part (5 MiB … 5 GiB)               | 8 MiB        |
  * | `BERTH_AUTH`               | `required` (tokens or credentials) or `off` (anonymous)   | `required`   |
  * | `BERTH_TOKEN_KEY`          | token signing key, base64 of ≥ 32 random bytes            |              |
  * | `BERTH_TOKEN_KEY_SECRET`   | …or the Secrets Manager secret (ARN or name) holding it   |              |
  * | `BERTH_VERIFY_FUNCTION`    | Lambda function that verifies direct uploads (unset: in process) |       |
  * | `BERTH_MAX_CHUNK`          | largest chunk per request, advertised as OCI-Chunk-Max-Length (unset: none) | |
+ * | `BERTH_UPLOAD_KEY`         | front door: key of signed upload and blob paths, base64 of 32 random bytes (unset: no front door) | |
+ * | `BERTH_UPLOAD_KEY_SECRET`  | …or the Secrets Manager secret (ARN or name) holding it   |              |
+ * | `BERTH_UPLOAD_KEY_VERSION` | its version, `upload-key-<version>` in the CloudFront KeyValueStore | `1` |
  */
 import { z } from 'zod';
 import type { AuthMode } from './auth/service.js';
@@ -31,13 +34,16 @@ const schema = z.object({
   AWS_REGION: z.string().min(1).default('us-east-1'),
   BERTH_DYNAMODB_ENDPOINT: z.url().optional(),
   BERTH_S3_ENDPOINT: z.url().optional(),
-  BERTH_BLOB_DELIVERY: z.enum(['redirect', 'stream']).default('redirect'),
+  BERTH_BLOB_DELIVERY: z.enum(['redirect', 'stream', 'frontdoor']).default('redirect'),
   BERTH_PART_SIZE: z.coerce.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(8 * MiB),
   BERTH_AUTH: z.enum(['required', 'off']).default('required'),
   BERTH_TOKEN_KEY: z.base64().optional(),
   BERTH_TOKEN_KEY_SECRET: z.string().min(1).optional(),
   BERTH_VERIFY_FUNCTION: z.string().min(1).optional(),
   BERTH_MAX_CHUNK: z.coerce.number().int().positive().optional(),
+  BERTH_UPLOAD_KEY: z.base64().optional(),
+  BERTH_UPLOAD_KEY_SECRET: z.string().min(1).optional(),
+  BERTH_UPLOAD_KEY_VERSION: z.coerce.number().int().min(1).max(9999).default(1),
 });
 
 /** Everything the registry needs to reach its storage. */
@@ -53,6 +59,8 @@ export interface Config {
   verifyFunction?: string;
   /** Largest chunk a request can carry, bytes, where the deployment limits it. */
   maxChunk?: number;
+  /** The front door's path key: inline (base64) or a Secrets Manager secret id, and its version; undefined: no front door. */
+  uploadKey?: { kind: 'inline'; base64: string; version: number } | { kind: 'secret'; id: string; version: number };
 }
 
 /**
@@ -65,6 +73,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   const c = parsed.data;
+  if (c.BERTH_BLOB_DELIVERY === 'frontdoor' && !c.BERTH_UPLOAD_KEY && !c.BERTH_UPLOAD_KEY_SECRET) {
+    throw new Error('invalid configuration: BERTH_BLOB_DELIVERY=frontdoor needs BERTH_UPLOAD_KEY or BERTH_UPLOAD_KEY_SECRET');
+  }
   if (c.BERTH_AUTH === 'required' && !c.BERTH_TOKEN_KEY && !c.BERTH_TOKEN_KEY_SECRET) {
     throw new Error('invalid configuration: BERTH_AUTH=required needs BERTH_TOKEN_KEY or BERTH_TOKEN_KEY_SECRET');
   }
@@ -81,5 +92,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         : undefined,
     verifyFunction: c.BERTH_VERIFY_FUNCTION,
     maxChunk: c.BERTH_MAX_CHUNK,
+    uploadKey: c.BERTH_UPLOAD_KEY
+      ? { kind: 'inline', base64: c.BERTH_UPLOAD_KEY, version: c.BERTH_UPLOAD_KEY_VERSION }
+      : c.BERTH_UPLOAD_KEY_SECRET
+        ? { kind: 'secret', id: c.BERTH_UPLOAD_KEY_SECRET, version: c.BERTH_UPLOAD_KEY_VERSION }
+        : undefined,
   };
 }

@@ -1,9 +1,14 @@
 /**
- * The `verify` Lambda function: continues verifying a direct upload's digest where a request ran
- * out of time (invoked asynchronously by the `api` function, and by itself until done).
+ * The `verify` Lambda function: verifies the digest of blob bytes that reached S3 without passing
+ * through the registry. Two kinds of events start it:
+ * - `{uploadId}`: a direct upload whose `complete` request ran out of time (invoked asynchronously by
+ *   the `api` function, and by itself until done);
+ * - S3 `ObjectCreated` notifications for `incoming/` (front-door uploads: one whole-blob PUT that
+ *   the CloudFront Function sent straight to S3). Keys arrive URL-encoded, spaces as `+` (S3 event
+ *   message structure, https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html).
  */
 import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
+import type { Context, S3Event } from 'aws-lambda';
 import { loadConfig } from './config.js';
 import { registryFor } from './wiring.js';
 
@@ -12,8 +17,21 @@ const registry = registryFor(loadConfig());
 /** Time kept back from the invocation's limit to save the hash state and re-dispatch (ms). */
 const MARGIN_MS = 60_000;
 
-/** `{uploadId}` → verify until done or near the invocation's end, then hand over to a fresh invocation. */
-export const handler = middy<{ uploadId: string }, void>().handler(async (event, context: Context) => {
-  const state = await registry.direct.verify(event.uploadId, Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS);
-  if (state === 'verifying') await registry.dispatchVerification(event.uploadId);
+/** A direct upload to continue, or S3's notification of objects created under `incoming/`. */
+export type VerifyEvent = { uploadId: string } | S3Event;
+
+/** Verifies until done or near the invocation's end, then hands over to a fresh invocation. */
+export const handler = middy<VerifyEvent, void>().handler(async (event, context: Context) => {
+  const deadline = Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS;
+  if ('uploadId' in event) {
+    const state = await registry.sessions.verify(event.uploadId, deadline);
+    if (state === 'verifying') await registry.dispatchVerification(event.uploadId);
+    return;
+  }
+  for (const record of event.Records) {
+    const { key, size, eTag } = record.s3.object;
+    const state = await registry.frontDoor.arrived(decodeURIComponent(key.replace(/\+/g, ' ')), size, `"${eTag.replace(/"/g, '')}"`, deadline);
+    const id = key.split('/').pop()!;
+    if (state === 'verifying') await registry.dispatchVerification(id);
+  }
 });

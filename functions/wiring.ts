@@ -3,6 +3,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { KeySource } from './auth/tokens.js';
 import type { Dispatch } from './core/direct.js';
+import type { PathKey } from './core/signed-paths.js';
 import type { Config } from './config.js';
 import { createRegistry, type Registry } from './core/registry.js';
 import { createDynamoClient, DynamoMetadataStore } from './storage/dynamodb.js';
@@ -19,7 +20,21 @@ export function registryFor(config: Config): Registry {
     tokenKey: tokenKeySource(config),
     dispatch: config.verifyFunction ? lambdaDispatch(config.verifyFunction, config.s3.region) : undefined,
     maxChunk: config.maxChunk,
+    pathKey: pathKeySource(config),
   });
+}
+
+/** The front door's key, inline or read once from Secrets Manager (generated there at deploy time). */
+function pathKeySource(config: Config): (() => Promise<PathKey>) | undefined {
+  const key = config.uploadKey;
+  if (!key) return undefined;
+  const base64 = key.kind === 'inline' ? async () => key.base64 : () => readSecret(config, key.id);
+  return async () => ({ version: key.version, secret: Buffer.from(await base64(), 'base64') });
+}
+
+async function readSecret(config: Config, id: string): Promise<string> {
+  const client = new SecretsManagerClient({ region: config.s3.region });
+  return (await client.send(new GetSecretValueCommand({ SecretId: id }))).SecretString!;
 }
 
 /** Verification continues in an asynchronous invocation of the `verify` function. */
@@ -34,13 +49,7 @@ function lambdaDispatch(functionName: string, region: string): Dispatch {
 function tokenKeySource(config: Config): KeySource {
   const key = config.tokenKey;
   if (key?.kind === 'inline') return async () => Buffer.from(key.base64, 'base64');
-  if (key?.kind === 'secret') {
-    return async () => {
-      const client = new SecretsManagerClient({ region: config.s3.region });
-      const secret = await client.send(new GetSecretValueCommand({ SecretId: key.id }));
-      return Buffer.from(secret.SecretString!, 'utf8');
-    };
-  }
+  if (key?.kind === 'secret') return async () => Buffer.from(await readSecret(config, key.id), 'utf8');
   return async () => {
     throw new Error('no token signing key: set BERTH_TOKEN_KEY or BERTH_TOKEN_KEY_SECRET');
   };

@@ -11,8 +11,18 @@ import type { Digest } from './grammar.js';
 import { parseReadRange } from './range.js';
 import type { BlobRecord, BlobStore, ByteRange, MetadataStore } from '../storage/ports.js';
 
-/** How blob bytes reach clients. */
-export type BlobDelivery = 'redirect' | 'stream';
+/**
+ * How blob bytes reach clients: `redirect` (307 to a presigned S3 URL), `stream` (through the
+ * registry) or `frontdoor` (307 to a signed path on the registry's own host that CloudFront serves
+ * from S3 and caches at the edge; presigned S3 where a blob has no such path).
+ */
+export type BlobDelivery = 'redirect' | 'stream' | 'frontdoor';
+
+/** Finds the blob `digest` linked to `repository` (waiting for a verification in flight, see frontdoor.ts). */
+export type FindLink = (repository: string, digest: Digest) => Promise<BlobRecord | undefined>;
+
+/** The front-door path of a blob's bytes, when it has one. */
+export type SignedBlobPath = (blob: BlobRecord) => Promise<string | undefined>;
 
 /** The answer to a blob GET: where to send the client, or the bytes (of `range`, when asked). */
 export type BlobContent =
@@ -25,13 +35,15 @@ export class Blobs {
     private readonly metadata: MetadataStore,
     private readonly store: BlobStore,
     private readonly delivery: BlobDelivery,
+    private readonly findLink: FindLink,
+    private readonly signedPath: SignedBlobPath,
     /** Lifetime of presigned GET URLs, seconds. */
     private readonly presignSeconds = 300,
   ) {}
 
   /** @throws RegistryError BLOB_UNKNOWN when `repository` has no link to `digest`. */
   async stat(repository: string, digest: Digest): Promise<BlobRecord> {
-    const blob = await this.metadata.getBlobLink(repository, digest);
+    const blob = await this.findLink(repository, digest);
     if (!blob) throw fail('BLOB_UNKNOWN', `blob unknown to repository: ${digest}`, { digest });
     return blob;
   }
@@ -42,8 +54,9 @@ export class Blobs {
    */
   async open(repository: string, digest: Digest, rangeHeader?: string): Promise<BlobContent> {
     const blob = await this.stat(repository, digest);
-    if (this.delivery === 'redirect') {
-      return { kind: 'redirect', blob, url: await this.store.presignGet(blob.key, this.presignSeconds) };
+    if (this.delivery !== 'stream') {
+      const path = this.delivery === 'frontdoor' ? await this.signedPath(blob) : undefined;
+      return { kind: 'redirect', blob, url: path ?? (await this.store.presignGet(blob.key, this.presignSeconds)) };
     }
     const range = parseReadRange(rangeHeader, blob.size);
     return { kind: 'stream', blob, range, stream: await this.store.open(blob.key, range) };

@@ -4,18 +4,16 @@
  * the API Gateway / Lambda limits), and the registry verifies the SHA-256 of the whole blob
  * itself before the blob becomes visible.
  *
- * Verification reads the object back in segments and saves the hash state after each, so it can
- * continue in any process: inside the `complete` request while its time budget lasts, in a
- * background invocation (`dispatch`), and on every status poll. A wrong digest deletes the data
- * and leaves the session `failed`; nothing was ever linked.
+ * Verification (sessions.ts) continues in any process: inside the `complete` request while its
+ * time budget lasts, in a background invocation (`dispatch`), and on every status poll. A wrong
+ * digest deletes the data and leaves the session `failed`; nothing was ever linked.
  */
 import { randomUUID } from 'node:crypto';
-import { resumableHasher } from './digest.js';
 import { fail } from './errors.js';
 import { digestAlgorithm, type Digest } from './grammar.js';
 import { partRange, planParts } from './parts.js';
-import type { Uploads } from './uploads.js';
-import { UploadConflict, type BlobStore, type DirectUpload, type MetadataStore, type UploadSession } from '../storage/ports.js';
+import type { UploadSessions } from './sessions.js';
+import type { BlobStore, DirectUpload, UploadSession } from '../storage/ports.js';
 
 /** Starts verification of a session elsewhere (another Lambda invocation, or in the background locally). */
 export type Dispatch = (uploadId: string) => Promise<void>;
@@ -24,19 +22,13 @@ export type Dispatch = (uploadId: string) => Promise<void>;
 export interface DirectSettings {
   /** Lifetime of presigned part URLs (seconds). */
   urlSeconds: number;
-  /** Bytes hashed between two saves of the hash state. */
-  segmentBytes: number;
-  /** How long one holder may keep a session while verifying (ms). */
-  leaseMs: number;
   /** Verification time spent inside a `complete` request and inside a status poll (ms). */
   requestBudgetMs: number;
 }
 
-/** URLs for an hour, 256 MiB segments, 60 s leases, 10 s of a request's time for hashing. */
+/** URLs for an hour, 10 s of a request's time for hashing. */
 export const DEFAULT_DIRECT_SETTINGS: DirectSettings = {
   urlSeconds: 3600,
-  segmentBytes: 256 * 1024 * 1024,
-  leaseMs: 60_000,
   requestBudgetMs: 10_000,
 };
 
@@ -60,9 +52,8 @@ export interface DirectStatus extends DirectUpload {
 /** Direct-to-S3 uploads: start, part URLs, complete, resumable verification, cancel. */
 export class DirectUploads {
   constructor(
-    private readonly metadata: MetadataStore,
+    private readonly sessions: UploadSessions,
     private readonly blobs: BlobStore,
-    private readonly uploads: Uploads,
     private readonly dispatch: Dispatch,
     private readonly settings: DirectSettings = DEFAULT_DIRECT_SETTINGS,
   ) {}
@@ -78,7 +69,7 @@ export class DirectUploads {
     const dataKey = `blobs/${id}`;
     const multipartId = await this.blobs.createMultipart(dataKey);
     const direct: DirectUpload = { digest, size, partSize: plan.partSize, partCount: plan.count, state: 'uploading', verified: 0 };
-    const session = await this.uploads.start(repository, { id, dataKey, multipartId, direct });
+    const session = await this.sessions.start(repository, { id, dataKey, multipartId, direct });
     return { status: toStatus(session), parts: await this.presign(session, 1, MAX_URLS_PER_ANSWER) };
   }
 
@@ -97,7 +88,7 @@ export class DirectUploads {
     // The budget counts from the request's start: joining a large object's parts takes time too,
     // and the whole request must end well inside API Gateway's 30 s.
     const deadline = Date.now() + this.settings.requestBudgetMs;
-    await this.uploads.withLease(repository, id, async (session, owner) => {
+    await this.sessions.withLease(repository, id, 'direct', async (session, owner) => {
       const direct = requireState(session, 'uploading');
       if (etags.length !== direct.partCount || etags.some((part, i) => part.number !== i + 1)) {
         throw fail('BLOB_UPLOAD_INVALID', `complete needs the ETags of parts 1 to ${direct.partCount}, in order`);
@@ -113,13 +104,13 @@ export class DirectUploads {
       const size = await this.blobs.size(session.dataKey);
       if (size !== direct.size) {
         await this.blobs.delete(session.dataKey);
-        await this.metadata.deleteUpload(id);
+        await this.sessions.forget(session);
         throw fail('BLOB_UPLOAD_INVALID', `the uploaded parts make ${size} bytes, not ${direct.size}`);
       }
       const next = { ...session, multipartId: undefined, parts, direct: { ...direct, state: 'verifying' as const }, version: session.version + 1 };
-      await this.metadata.commitUpload(next, owner);
-    }, 'direct');
-    if ((await this.verify(id, deadline)) === 'verifying') await this.dispatch(id);
+      await this.sessions.commit(next, owner);
+    });
+    if ((await this.sessions.verify(id, deadline)) === 'verifying') await this.dispatch(id);
     return this.status(repository, id, false);
   }
 
@@ -128,9 +119,9 @@ export class DirectUploads {
    * progress never depends on a background invocation alone.
    */
   async status(repository: string, id: string, advance = true): Promise<DirectStatus> {
-    const session = await this.uploads.status(repository, id, 'direct');
+    const session = await this.sessions.status(repository, id, 'direct');
     if (advance && session.direct!.state === 'verifying') {
-      await this.verify(id, Date.now() + this.settings.requestBudgetMs);
+      await this.sessions.verify(id, Date.now() + this.settings.requestBudgetMs);
       return this.status(repository, id, false);
     }
     return toStatus(session);
@@ -140,60 +131,11 @@ export class DirectUploads {
   async cancel(repository: string, id: string): Promise<void> {
     const session = await this.session(repository, id);
     if (session.direct?.state === 'verifying') throw fail('BLOB_UPLOAD_INVALID', 'the upload is being verified', null, { status: 409 });
-    await this.uploads.discard(session);
-  }
-
-  /**
-   * Hashes the blob of session `id` from where verification stopped until it is done or
-   * `deadline` (epoch ms) passes, saving the hash state after every segment. Another holder of
-   * the session makes this return at once. Returns the state reached.
-   */
-  async verify(id: string, deadline: number): Promise<DirectUpload['state'] | undefined> {
-    const owner = randomUUID();
-    while (true) {
-      let session: UploadSession;
-      try {
-        session = await this.metadata.leaseUpload(id, owner, Date.now(), Date.now() + this.settings.leaseMs);
-      } catch (error) {
-        if (error instanceof UploadConflict) return error.current?.direct?.state;
-        throw error;
-      }
-      const direct = session.direct;
-      if (direct?.state !== 'verifying') {
-        await this.metadata.releaseUpload(id, owner);
-        return direct?.state;
-      }
-      if (direct.verified < direct.size && Date.now() >= deadline) {
-        await this.metadata.releaseUpload(id, owner);
-        return 'verifying';
-      }
-      await this.metadata.commitUpload(await this.step(session), owner);
-    }
-  }
-
-  /** One segment of hashing, or the final comparison; returns the session's next state. */
-  private async step(session: UploadSession): Promise<UploadSession> {
-    const direct = session.direct!;
-    const hasher = await resumableHasher(session.hashState);
-    if (direct.verified < direct.size) {
-      const end = Math.min(direct.verified + this.settings.segmentBytes, direct.size) - 1;
-      for await (const chunk of await this.blobs.open(session.dataKey, { start: direct.verified, end })) hasher.update(chunk as Buffer);
-      return { ...session, hashState: hasher.save(), direct: { ...direct, verified: end + 1 }, version: session.version + 1 };
-    }
-    const actual = hasher.digest();
-    // Finished sessions stay a day for status polls, then expire.
-    const expiresAt = Math.floor(Date.now() / 1000) + 24 * 3600;
-    if (actual !== direct.digest) {
-      await this.blobs.delete(session.dataKey);
-      const error = `digest mismatch: the uploaded content has digest ${actual}, not ${direct.digest}`;
-      return { ...session, expiresAt, direct: { ...direct, state: 'failed', error }, version: session.version + 1 };
-    }
-    await this.uploads.publish(session.repository, { digest: direct.digest, size: direct.size, key: session.dataKey });
-    return { ...session, expiresAt, direct: { ...direct, state: 'verified' }, version: session.version + 1 };
+    await this.sessions.discard(session);
   }
 
   private async session(repository: string, id: string, state?: DirectUpload['state']): Promise<UploadSession> {
-    const session = await this.uploads.status(repository, id, 'direct');
+    const session = await this.sessions.status(repository, id, 'direct');
     if (state) requireState(session, state);
     return session;
   }

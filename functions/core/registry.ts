@@ -5,9 +5,13 @@
 import { Blobs, type BlobDelivery } from './blobs.js';
 import { Catalog } from './catalog.js';
 import { DirectUploads, type Dispatch } from './direct.js';
+import { FrontDoor } from './frontdoor.js';
 import { Manifests } from './manifests.js';
 import { Search } from './search.js';
+import { UploadSessions } from './sessions.js';
+import type { PathKey } from './signed-paths.js';
 import { DEFAULT_UPLOAD_SETTINGS, Uploads, type UploadSettings } from './uploads.js';
+import type { Digest } from './grammar.js';
 import type { AccountStore, BlobStore, MetadataStore } from '../storage/ports.js';
 import { Auth, type AuthMode } from '../auth/service.js';
 import { TokenService, type KeySource } from '../auth/tokens.js';
@@ -15,8 +19,10 @@ import { TokenService, type KeySource } from '../auth/tokens.js';
 /** Every service of the registry core, built once per process by {@link createRegistry}. */
 export interface Registry {
   auth: Auth;
+  sessions: UploadSessions;
   uploads: Uploads;
   direct: DirectUploads;
+  frontDoor: FrontDoor;
   /**
    * Bytes of blob data one request can carry on this deployment (Lambda: see
    * infra/local/lambda-emulator.ts), advertised as `OCI-Chunk-Max-Length`; undefined: no limit.
@@ -42,29 +48,36 @@ export function createRegistry(
     /** How verification of direct uploads continues elsewhere; default: in this process, in the background. */
     dispatch?: Dispatch;
     maxChunk?: number;
+    /** The key of the front door's signed paths; undefined: no front door. */
+    pathKey?: () => Promise<PathKey>;
   },
 ): Registry {
-  const uploads = new Uploads(metadata, store, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads });
-  const dispatch = options.dispatch ?? inProcess(() => direct);
-  const direct: DirectUploads = new DirectUploads(metadata, store, uploads, dispatch);
+  const sessions = new UploadSessions(metadata, store);
+  const frontDoor = new FrontDoor(sessions, metadata, store, options.pathKey);
+  const findLink = (repository: string, digest: Digest) => frontDoor.findLink(repository, digest);
+  const uploads = new Uploads(sessions, store, findLink, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads });
+  const dispatch = options.dispatch ?? inProcess(sessions);
+  const direct = new DirectUploads(sessions, store, dispatch);
   return {
     maxChunk: options.maxChunk,
     dispatchVerification: dispatch,
     auth: new Auth(options.auth, new TokenService(options.tokenKey), metadata, metadata),
+    sessions,
     uploads,
     direct,
-    blobs: new Blobs(metadata, store, options.delivery),
-    manifests: new Manifests(metadata, store),
+    frontDoor,
+    blobs: new Blobs(metadata, store, options.delivery, findLink, (blob) => frontDoor.blobPath(blob)),
+    manifests: new Manifests(metadata, store, findLink),
     catalog: new Catalog(metadata),
     search: new Search(metadata),
   };
 }
 
 /** Background verification inside this process (the local server): runs until done, errors logged. */
-function inProcess(direct: () => DirectUploads): Dispatch {
+function inProcess(sessions: UploadSessions): Dispatch {
   return async (uploadId) => {
     setImmediate(() => {
-      direct()
+      sessions
         .verify(uploadId, Number.POSITIVE_INFINITY)
         .catch((error: unknown) => console.error(`verification of upload ${uploadId} failed:`, error));
     });

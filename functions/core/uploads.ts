@@ -1,22 +1,17 @@
 /**
- * Blob upload sessions (distribution-spec v1.1 "Pushing blobs": end-4a, end-4b, end-5, end-6,
- * end-11, end-13). Bytes stream through a SHA-256 hasher into an S3 multipart upload; bytes
- * that do not yet fill a part wait in a per-offset tail object. The session item in the
- * metadata store holds everything needed to continue in another process: offset, parts, tail
- * and the saved hash state.
- *
- * Crash safety without transactions: a request takes a lease on the session, writes new S3
- * data under keys nothing committed points to, and only then commits the new session state
- * with a conditional write. A blob becomes visible only after its digest was verified and its
- * bytes are complete (blob item, then link). A crash at any point leaves the committed state
- * intact and at worst unreferenced S3 data.
+ * The standard blob upload protocol (distribution-spec v1.1 "Pushing blobs": end-4a, end-4b,
+ * end-5, end-6, end-11, end-13). Bytes stream through a SHA-256 hasher into an S3 multipart
+ * upload; bytes that do not yet fill a part wait in a per-offset tail object. The session item
+ * holds everything needed to continue in another process: offset, parts, tail and the saved hash
+ * state. Sessions themselves (lease, commit, discard, publish) belong to `sessions.ts`.
  */
-import { randomUUID } from 'node:crypto';
 import type { BodyStream } from './body.js';
 import { fail } from './errors.js';
 import { oneShotHasher, resumableHasher, type BlobHasher } from './digest.js';
 import { digestAlgorithm, type Digest } from './grammar.js';
-import { UploadConflict, type BlobRecord, type BlobStore, type MetadataStore, type UploadSession } from '../storage/ports.js';
+import type { FindLink } from './blobs.js';
+import { uploadHeaders, type UploadSessions } from './sessions.js';
+import type { BlobRecord, BlobStore, UploadSession } from '../storage/ports.js';
 
 /** The `Content-Range` of a chunk: inclusive first and last byte offsets. */
 export interface ChunkRange {
@@ -30,57 +25,34 @@ export interface UploadSettings {
   partSize: number;
   /** Parts uploaded concurrently while the request body keeps streaming. */
   partConcurrency: number;
-  /** How long an unfinished session lives (seconds; DynamoDB TTL). */
-  sessionTtlSeconds: number;
-  /** How long one request may hold a session before another may take it over (ms). */
-  leaseMs: number;
 }
 
-/** 8 MiB parts, two in flight, sessions kept 7 days, 60 s leases. */
+/** 8 MiB parts, two in flight. */
 export const DEFAULT_UPLOAD_SETTINGS: UploadSettings = {
   partSize: 8 * 1024 * 1024,
   partConcurrency: 2,
-  sessionTtlSeconds: 7 * 24 * 3600,
-  leaseMs: 60_000,
 };
 
-/** Upload sessions and the blobs they produce. */
+/** The standard upload protocol: sessions fed by PATCH and PUT bodies, monolithic uploads, mounts. */
 export class Uploads {
   constructor(
-    private readonly metadata: MetadataStore,
+    private readonly sessions: UploadSessions,
     private readonly blobs: BlobStore,
+    private readonly findLink: FindLink,
     private readonly settings: UploadSettings = DEFAULT_UPLOAD_SETTINGS,
   ) {}
 
-  /** Opens a session (end-4a/end-4b POST); `fields` add to it (a direct upload's state). */
-  async start(repository: string, fields: Partial<UploadSession> = {}): Promise<UploadSession> {
-    const id = randomUUID();
-    const now = Date.now();
-    const session: UploadSession = {
-      id,
-      repository,
-      dataKey: `blobs/${id}`,
-      offset: 0,
-      parts: [],
-      tailSize: 0,
-      version: 0,
-      createdAt: now,
-      expiresAt: Math.floor(now / 1000) + this.settings.sessionTtlSeconds,
-      ...fields,
-    };
-    await this.metadata.createUpload(session);
-    return session;
+  /** Opens a session (end-4a/end-4b POST). */
+  start(repository: string): Promise<UploadSession> {
+    return this.sessions.start(repository);
   }
 
   /**
-   * The session `id` of `repository` (end-13 GET), of the given kind: the standard endpoints
-   * must never reach a direct upload's session (its object may already be a published blob).
+   * The standard session `id` of `repository` (end-13 GET).
    * @throws RegistryError BLOB_UPLOAD_UNKNOWN for an unknown, expired, foreign or other-kind session.
    */
-  async status(repository: string, id: string, kind: 'standard' | 'direct' = 'standard'): Promise<UploadSession> {
-    const session = await this.metadata.getUpload(id);
-    if (!session || session.repository !== repository || (session.direct !== undefined) !== (kind === 'direct')) throw unknownUpload(id);
-    return session;
+  status(repository: string, id: string): Promise<UploadSession> {
+    return this.sessions.status(repository, id, 'standard');
   }
 
   /**
@@ -90,13 +62,13 @@ export class Uploads {
    *   SIZE_INVALID when the body length disagrees with the range.
    */
   async append(repository: string, id: string, body: BodyStream, range?: ChunkRange): Promise<UploadSession> {
-    return this.withLease(repository, id, async (session, owner) => {
+    return this.sessions.withLease(repository, id, 'standard', async (session, owner) => {
       checkRange(session, body, range);
       const writer = await SessionWriter.open(this.blobs, this.settings, session, owner);
       await writer.writeAll(body.chunks, range);
-      await this.renew(id, owner);
+      await this.sessions.renew(id, owner);
       const next = await writer.suspend();
-      await this.metadata.commitUpload(next, owner);
+      await this.sessions.commit(next, owner);
       if (session.tailKey && session.tailKey !== next.tailKey) await this.blobs.delete(session.tailKey);
       return next;
     });
@@ -108,14 +80,14 @@ export class Uploads {
    *   data are removed), BLOB_UPLOAD_INVALID (416), BLOB_UPLOAD_UNKNOWN, SIZE_INVALID.
    */
   async finish(repository: string, id: string, digest: Digest, body: BodyStream, range?: ChunkRange): Promise<BlobRecord> {
-    return this.withLease(repository, id, async (session, owner) => {
+    return this.sessions.withLease(repository, id, 'standard', async (session, owner) => {
       checkRange(session, body, range);
       const algorithm = digestAlgorithm(digest);
       const writer = await SessionWriter.open(this.blobs, this.settings, session, owner, algorithm);
       await writer.writeAll(body.chunks, range);
       // A body may stream for longer than the lease: only a writer that still holds the session
       // may make its object whole and publish it.
-      await this.renew(id, owner);
+      await this.sessions.renew(id, owner);
       let actual: Digest;
       let key: string | undefined;
       if (writer.algorithm === algorithm) {
@@ -132,14 +104,14 @@ export class Uploads {
         }
       }
       if (key === undefined) {
-        await this.discard(session);
+        await this.sessions.discard(session);
         throw fail('DIGEST_INVALID', `digest mismatch: the uploaded content has digest ${actual}, not ${digest}`, {
           expected: digest,
           actual,
         });
       }
-      const blob = await this.publish(repository, { digest, size: writer.offset, key });
-      await this.forget(session);
+      const blob = await this.sessions.publish(repository, { digest, size: writer.offset, key });
+      await this.sessions.forget(session);
       return blob;
     });
   }
@@ -161,74 +133,15 @@ export class Uploads {
    * holds it. Returns undefined when it does not, so that the caller opens a session instead.
    */
   async mount(repository: string, digest: Digest, from: string): Promise<BlobRecord | undefined> {
-    const blob = await this.metadata.getBlobLink(from, digest);
+    const blob = await this.findLink(from, digest);
     if (!blob) return undefined;
-    await this.link(repository, blob);
+    await this.sessions.link(repository, blob);
     return blob;
   }
 
   /** Cancels a session and drops its data (DELETE of an upload URL). */
   async cancel(repository: string, id: string): Promise<void> {
-    await this.discard(await this.status(repository, id));
-  }
-
-  /** Links a verified blob to a repository; the blob item is written first, so a link never dangles. */
-  async publish(repository: string, blob: BlobRecord): Promise<BlobRecord> {
-    const result = await this.metadata.putBlobIfAbsent(blob);
-    if (!result.created && result.blob.key !== blob.key) await this.blobs.delete(blob.key);
-    await this.link(repository, result.blob);
-    return result.blob;
-  }
-
-  private async link(repository: string, blob: BlobRecord): Promise<void> {
-    await this.metadata.putBlobLink(repository, blob);
-    await this.metadata.touchRepository(repository, Date.now());
-  }
-
-  /** Removes a session and all its data; the session item goes last so a crash leaves it retryable. */
-  async discard(session: UploadSession): Promise<void> {
-    if (session.multipartId) await this.blobs.abortMultipart(session.dataKey, session.multipartId);
-    await this.forget(session);
-  }
-
-  /** Removes a finished session's scratch data and item. */
-  private async forget(session: UploadSession): Promise<void> {
-    if (session.tailKey) await this.blobs.delete(session.tailKey);
-    await this.metadata.deleteUpload(session.id);
-  }
-
-  /**
-   * Runs `work` on the session while holding its lease; `work` commits or the lease is released.
-   * @throws RegistryError BLOB_UPLOAD_UNKNOWN, or BLOB_UPLOAD_INVALID (416) while another request holds it.
-   */
-  async withLease<T>(
-    repository: string,
-    id: string,
-    work: (session: UploadSession, owner: string) => Promise<T>,
-    kind: 'standard' | 'direct' = 'standard',
-  ): Promise<T> {
-    await this.status(repository, id, kind);
-    const owner = randomUUID();
-    const now = Date.now();
-    let session: UploadSession;
-    try {
-      session = await this.metadata.leaseUpload(id, owner, now, now + this.settings.leaseMs);
-    } catch (error) {
-      if (error instanceof UploadConflict) throw busy(id, error.current);
-      throw error;
-    }
-    try {
-      return await work(session, owner);
-    } catch (error) {
-      await this.metadata.releaseUpload(id, owner).catch(() => undefined);
-      if (error instanceof UploadConflict) throw busy(id, error.current);
-      throw error;
-    }
-  }
-
-  /** Extends `owner`'s lease. @throws UploadConflict when another request took the session over. */
-  private async renew(id: string, owner: string): Promise<void> {
-    await this.metadata.leaseUpload(id, owner, Date.now(), Date.now() + this.settings.leaseMs);
+    await this.sessions.discard(await this.status(repository, id));
   }
 }
 
@@ -392,22 +305,4 @@ function checkRange(session: UploadSession, body: BodyStream, range?: ChunkRange
   if (body.length !== undefined && body.length !== range.end - range.start + 1) {
     throw fail('SIZE_INVALID', `Content-Range ${range.start}-${range.end} does not match Content-Length ${body.length}`);
   }
-}
-
-/** `Location`, `Range` and `Docker-Upload-UUID` of a session, sent on every 202 and 416. */
-export function uploadHeaders(session: UploadSession): Record<string, string> {
-  return {
-    Location: `/v2/${session.repository}/blobs/uploads/${session.id}`,
-    Range: `0-${Math.max(session.offset - 1, 0)}`,
-    'Docker-Upload-UUID': session.id,
-  };
-}
-
-function unknownUpload(id: string) {
-  return fail('BLOB_UPLOAD_UNKNOWN', 'upload session unknown, finished or expired; start a new upload', { session: id.slice(0, 64) });
-}
-
-function busy(id: string, current?: UploadSession) {
-  if (!current) return unknownUpload(id);
-  return fail('BLOB_UPLOAD_INVALID', 'another request is writing to this upload session', undefined, { status: 416, headers: uploadHeaders(current) });
 }

@@ -3,11 +3,12 @@ import { fail } from '../core/errors.js';
 import { parseDigest, parseRepositoryName } from '../core/grammar.js';
 import { parseContentRange } from '../core/range.js';
 import type { Registry } from '../core/registry.js';
-import { uploadHeaders } from '../core/uploads.js';
+import { uploadHeaders } from '../core/sessions.js';
 import type { BlobRecord } from '../storage/ports.js';
 import { empty, type AuthorizedRequest, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
 
-const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A session id, optionally followed by the front door's signature (`.<exp>.<kv>.<sig>`), which the API ignores. */
+const SESSION_ID = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:\.[0-9]{1,12}\.[0-9]{1,4}\.[A-Za-z0-9_-]{43})?$/;
 
 /** POST /v2/<name>/blobs/uploads/ — end-4a, end-4b (`?digest=`), end-11 (`?mount=&from=`). */
 export async function startUpload(registry: Registry, request: AuthorizedRequest, { name }: RouteParams): Promise<HttpResponse> {
@@ -24,7 +25,7 @@ export async function startUpload(registry: Registry, request: AuthorizedRequest
   const session = await registry.uploads.start(name);
   // The largest chunk one request may carry where the deployment has such a limit (Lambda).
   const limit: Record<string, string> = registry.maxChunk === undefined ? {} : { 'OCI-Chunk-Max-Length': String(registry.maxChunk) };
-  return empty(202, { ...uploadHeaders(session), ...limit });
+  return empty(202, { ...(await registry.frontDoor.uploadHeaders(session)), ...limit });
 }
 
 /** GET /v2/<name>/blobs/uploads/<id> — end-13: progress of a session. */
@@ -66,6 +67,7 @@ function created(name: string, blob: BlobRecord): HttpResponse {
 }
 
 function sessionId(id: string): string {
-  if (!SESSION_ID.test(id)) throw fail('BLOB_UPLOAD_UNKNOWN', 'upload session unknown', { session: id.slice(0, 64) });
-  return id;
+  const m = SESSION_ID.exec(id);
+  if (!m) throw fail('BLOB_UPLOAD_UNKNOWN', 'upload session unknown', { session: id.slice(0, 64) });
+  return m[1];
 }

@@ -13,8 +13,18 @@ export interface BlobStore {
   put(key: string, body: Uint8Array): Promise<void>;
   /** Reads a whole small object into memory (upload tails, manifests). Throws if missing. */
   read(key: string): Promise<Buffer>;
-  /** Streams an object, or the inclusive byte range `[start, end]` of it. */
-  open(key: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Streams an object, or the inclusive byte range `[start, end]` of it; with `ifMatch` only while
+   * the object still has that ETag (S3 answers 412 PreconditionFailed otherwise).
+   */
+  open(key: string, range?: ByteRange, ifMatch?: string): Promise<Readable>;
+  /**
+   * Copies an object (≤ 5 GiB: S3 CopyObject), only while the source has the ETag `ifMatch` when
+   * given (S3 answers 412 PreconditionFailed otherwise).
+   */
+  copy(from: string, to: string, ifMatch?: string): Promise<void>;
+  /** Objects whose key starts with `prefix`, at most `limit` (S3 ListObjectsV2, strongly consistent). */
+  list(prefix: string, limit: number): Promise<StoredObject[]>;
   /** A URL that lets anyone GET the object for `expiresIn` seconds (SigV4 presigned). */
   presignGet(key: string, expiresIn: number): Promise<string>;
   /** A URL that lets anyone PUT part `partNumber` of a multipart upload for `expiresIn` seconds. */
@@ -31,6 +41,13 @@ export interface BlobStore {
   completeMultipart(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void>;
   /** Discards a multipart upload and its parts; an unknown upload is not an error. */
   abortMultipart(key: string, uploadId: string): Promise<void>;
+}
+
+/** An object as a listing shows it. */
+export interface StoredObject {
+  key: string;
+  size: number;
+  etag: string;
 }
 
 /** An inclusive byte range, as in HTTP `Range: bytes=start-end`. */
@@ -77,18 +94,28 @@ export interface UploadSession {
   expiresAt: number;
   /** Set for direct-to-S3 uploads (the `_berth/uploads` extension). */
   direct?: DirectUpload;
+  /** Set when a whole-blob PUT through the front door landed in S3 for this session. */
+  incoming?: Verification;
 }
 
-/** State of a direct upload: the client uploads parts to S3, the registry verifies the whole blob. */
-export interface DirectUpload {
+/** A blob whose bytes reached S3 without passing through the registry, and its verification. */
+export interface Verification {
   digest: Digest;
   size: number;
-  partSize: number;
-  partCount: number;
   state: 'uploading' | 'verifying' | 'verified' | 'failed';
   /** Bytes hashed so far while verifying (the hash state is the session's `hashState`). */
   verified: number;
   error?: string;
+  /** The object verified, when it is not the session's `dataKey` (front-door uploads land under `incoming/`). */
+  source?: string;
+  /** The ETag of the object when verification began: a replaced object fails verification. */
+  etag?: string;
+}
+
+/** State of a direct upload: the client uploads parts to S3, the registry verifies the whole blob. */
+export interface DirectUpload extends Verification {
+  partSize: number;
+  partCount: number;
 }
 
 /** A descriptor as the image spec defines it, as far as the registry keeps it. */

@@ -5,10 +5,12 @@
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   NoSuchKey,
   NoSuchUpload,
   PutObjectCommand,
@@ -17,7 +19,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Readable } from 'node:stream';
-import type { BlobStore, ByteRange, UploadedPart } from './ports.js';
+import type { BlobStore, ByteRange, StoredObject, UploadedPart } from './ports.js';
 
 /** Where the bucket is: `endpoint` unset means AWS itself. */
 export interface S3Settings {
@@ -57,11 +59,21 @@ export class S3BlobStore implements BlobStore {
     return Buffer.from(await result.Body!.transformToByteArray());
   }
 
-  async open(key: string, range?: ByteRange): Promise<Readable> {
+  async open(key: string, range?: ByteRange, ifMatch?: string): Promise<Readable> {
     const result = await this.client.send(
-      new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range && `bytes=${range.start}-${range.end}` }),
+      new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range && `bytes=${range.start}-${range.end}`, IfMatch: ifMatch }),
     );
     return result.Body as Readable;
+  }
+
+  async copy(from: string, to: string, ifMatch?: string): Promise<void> {
+    const source = `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`;
+    await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: source, CopySourceIfMatch: ifMatch }));
+  }
+
+  async list(prefix: string, limit: number): Promise<StoredObject[]> {
+    const result = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: limit }));
+    return (result.Contents ?? []).map((o) => ({ key: o.Key!, size: o.Size ?? 0, etag: o.ETag ?? '' }));
   }
 
   presignGet(key: string, expiresIn: number): Promise<string> {

@@ -1,0 +1,254 @@
+/**
+ * The life cycle of every upload session, whatever carries its bytes: the standard protocol
+ * (distribution-spec end-4a … end-6, end-13: bytes through the registry), Berth's direct uploads
+ * (`_berth/uploads`: parts straight to S3) and front-door uploads (one whole-blob `PUT` that the
+ * CloudFront Function sends straight to S3). This module is the one owner of what they share:
+ * open, look up (by kind), lease, commit, discard, verify and publish.
+ *
+ * Crash safety without transactions: a writer takes a lease on the session, writes S3 data under
+ * keys that nothing committed points to, and only then commits the session's next state with a
+ * conditional write. A blob becomes visible only after its digest was verified and its bytes are
+ * complete (blob item, then link). A crash at any point leaves the committed state intact and at
+ * worst unreferenced S3 data.
+ *
+ * Verification of bytes that arrived in S3 without passing through the registry (direct and
+ * front-door uploads) reads the object back in segments and saves the hash state after each, so
+ * it continues in any process: inside a request while its budget lasts, in the `verify` function,
+ * on every status poll.
+ */
+import { randomUUID } from 'node:crypto';
+import { resumableHasher } from './digest.js';
+import { fail } from './errors.js';
+import {
+  UploadConflict,
+  type BlobRecord,
+  type BlobStore,
+  type MetadataStore,
+  type UploadSession,
+  type Verification,
+} from '../storage/ports.js';
+
+/** The three kinds of sessions; the endpoints of one kind never reach a session of another. */
+export type SessionKind = 'standard' | 'direct' | 'incoming';
+
+/** Tunables of the session life cycle (times in the units named). */
+export interface SessionSettings {
+  /** How long an unfinished session lives (seconds; DynamoDB TTL). */
+  sessionTtlSeconds: number;
+  /** How long one request may hold a session before another may take it over (ms). */
+  leaseMs: number;
+  /** Bytes hashed between two saves of the hash state while verifying. */
+  segmentBytes: number;
+}
+
+/** Sessions kept 7 days, 60 s leases, 256 MiB verification segments. */
+export const DEFAULT_SESSION_SETTINGS: SessionSettings = {
+  sessionTtlSeconds: 7 * 24 * 3600,
+  leaseMs: 60_000,
+  segmentBytes: 256 * 1024 * 1024,
+};
+
+/** Finished direct and front-door sessions stay a day for status polls, then expire. */
+const FINISHED_TTL_SECONDS = 24 * 3600;
+
+/** The kind of a stored session. */
+export function kindOf(session: UploadSession): SessionKind {
+  return session.direct ? 'direct' : session.incoming ? 'incoming' : 'standard';
+}
+
+/** The verification a direct or front-door session carries. */
+export function verificationOf(session: UploadSession): Verification | undefined {
+  return session.direct ?? session.incoming;
+}
+
+/** Upload sessions: the state every kind of upload keeps, and the blob it finally publishes. */
+export class UploadSessions {
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly blobs: BlobStore,
+    readonly settings: SessionSettings = DEFAULT_SESSION_SETTINGS,
+  ) {}
+
+  /** Opens a session of `repository`; `fields` add to it (a direct upload's state). */
+  async start(repository: string, fields: Partial<UploadSession> = {}): Promise<UploadSession> {
+    const id = randomUUID();
+    const now = Date.now();
+    const session: UploadSession = {
+      id,
+      repository,
+      dataKey: `blobs/${id}`,
+      offset: 0,
+      parts: [],
+      tailSize: 0,
+      version: 0,
+      createdAt: now,
+      expiresAt: Math.floor(now / 1000) + this.settings.sessionTtlSeconds,
+      ...fields,
+    };
+    await this.metadata.createUpload(session);
+    return session;
+  }
+
+  /**
+   * The session `id` of `repository`, of the given kind (the standard endpoints must never reach
+   * a direct upload's session: its object may already be a published blob).
+   * @throws RegistryError BLOB_UPLOAD_UNKNOWN for an unknown, expired, foreign or other-kind session.
+   */
+  async status(repository: string, id: string, kind: SessionKind): Promise<UploadSession> {
+    const session = await this.metadata.getUpload(id);
+    if (!session || session.repository !== repository || kindOf(session) !== kind) throw unknownUpload(id);
+    return session;
+  }
+
+  /**
+   * Runs `work` on the session while holding its lease; `work` commits or the lease is released.
+   * @throws RegistryError BLOB_UPLOAD_UNKNOWN, or BLOB_UPLOAD_INVALID (416) while another request holds it.
+   */
+  async withLease<T>(repository: string, id: string, kind: SessionKind, work: (session: UploadSession, owner: string) => Promise<T>): Promise<T> {
+    await this.status(repository, id, kind);
+    const owner = randomUUID();
+    const now = Date.now();
+    let session: UploadSession;
+    try {
+      session = await this.metadata.leaseUpload(id, owner, now, now + this.settings.leaseMs);
+    } catch (error) {
+      if (error instanceof UploadConflict) throw busy(id, error.current);
+      throw error;
+    }
+    try {
+      return await work(session, owner);
+    } catch (error) {
+      await this.metadata.releaseUpload(id, owner).catch(() => undefined);
+      if (error instanceof UploadConflict) throw busy(id, error.current);
+      throw error;
+    }
+  }
+
+  /** Extends `owner`'s lease. @throws UploadConflict when another request took the session over. */
+  async renew(id: string, owner: string): Promise<void> {
+    await this.metadata.leaseUpload(id, owner, Date.now(), Date.now() + this.settings.leaseMs);
+  }
+
+  /** Commits the session's next state and releases the lease. @throws UploadConflict when `owner` lost it. */
+  commit(session: UploadSession, owner: string): Promise<void> {
+    return this.metadata.commitUpload(session, owner);
+  }
+
+  /** Links a verified blob to a repository; the blob item is written first, so a link never dangles. */
+  async publish(repository: string, blob: BlobRecord): Promise<BlobRecord> {
+    const result = await this.metadata.putBlobIfAbsent(blob);
+    if (!result.created && result.blob.key !== blob.key) await this.blobs.delete(blob.key);
+    await this.link(repository, result.blob);
+    return result.blob;
+  }
+
+  /** Links a blob that is already verified (a mount) to `repository`. */
+  async link(repository: string, blob: BlobRecord): Promise<void> {
+    await this.metadata.putBlobLink(repository, blob);
+    await this.metadata.touchRepository(repository, Date.now());
+  }
+
+  /** Removes a session and all its data; the session item goes last so a crash leaves it retryable. */
+  async discard(session: UploadSession): Promise<void> {
+    if (session.multipartId) await this.blobs.abortMultipart(session.dataKey, session.multipartId);
+    const source = session.incoming?.source;
+    if (source) await this.blobs.delete(source);
+    await this.forget(session);
+  }
+
+  /** Removes a finished session's scratch data and item. */
+  async forget(session: UploadSession): Promise<void> {
+    if (session.tailKey) await this.blobs.delete(session.tailKey);
+    await this.metadata.deleteUpload(session.id);
+  }
+
+  /**
+   * Hashes the object of session `id` from where verification stopped until it is done or
+   * `deadline` (epoch ms) passes, saving the hash state after every segment. Another holder of
+   * the session makes this return at once. Returns the state reached (undefined: no such session).
+   */
+  async verify(id: string, deadline: number): Promise<Verification['state'] | undefined> {
+    const owner = randomUUID();
+    while (true) {
+      let session: UploadSession;
+      try {
+        session = await this.metadata.leaseUpload(id, owner, Date.now(), Date.now() + this.settings.leaseMs);
+      } catch (error) {
+        if (error instanceof UploadConflict) return error.current && verificationOf(error.current)?.state;
+        throw error;
+      }
+      const verification = verificationOf(session);
+      if (verification?.state !== 'verifying' || (verification.verified < verification.size && Date.now() >= deadline)) {
+        await this.metadata.releaseUpload(id, owner);
+        return verification?.state;
+      }
+      await this.commit(await this.step(session, verification), owner);
+    }
+  }
+
+  /** One segment of hashing, or the final comparison and publication; returns the session's next state. */
+  private async step(session: UploadSession, verification: Verification): Promise<UploadSession> {
+    const source = verification.source ?? session.dataKey;
+    const hasher = await resumableHasher(session.hashState);
+    if (verification.verified < verification.size) {
+      const end = Math.min(verification.verified + this.settings.segmentBytes, verification.size) - 1;
+      const range = { start: verification.verified, end };
+      try {
+        for await (const chunk of await this.blobs.open(source, range, verification.etag)) hasher.update(chunk as Buffer);
+      } catch (error) {
+        // The object was replaced or removed while it was verified: its bytes cannot be trusted.
+        if (!isChanged(error)) throw error;
+        return this.failed(session, verification, source, 'the uploaded object changed or disappeared while it was verified');
+      }
+      return withVerification(session, { ...verification, verified: end + 1 }, { hashState: hasher.save() });
+    }
+    const actual = hasher.digest();
+    if (actual !== verification.digest) {
+      return this.failed(session, verification, source, `digest mismatch: the uploaded content has digest ${actual}, not ${verification.digest}`);
+    }
+    // Front-door bytes land where a replayed upload URL could write again: the published blob is a copy.
+    if (source !== session.dataKey) await this.blobs.copy(source, session.dataKey, verification.etag);
+    await this.publish(session.repository, { digest: verification.digest, size: verification.size, key: session.dataKey });
+    if (source !== session.dataKey) await this.blobs.delete(source);
+    return withVerification(session, { ...verification, state: 'verified' }, { expiresAt: finishedExpiry() });
+  }
+
+  private async failed(session: UploadSession, verification: Verification, source: string, error: string): Promise<UploadSession> {
+    await this.blobs.delete(source);
+    return withVerification(session, { ...verification, state: 'failed', error }, { expiresAt: finishedExpiry() });
+  }
+}
+
+function withVerification(session: UploadSession, verification: Verification, rest: Partial<UploadSession>): UploadSession {
+  const field = session.direct ? 'direct' : 'incoming';
+  return { ...session, ...rest, [field]: { ...session[field], ...verification }, version: session.version + 1 };
+}
+
+function finishedExpiry(): number {
+  return Math.floor(Date.now() / 1000) + FINISHED_TTL_SECONDS;
+}
+
+/** S3 answers 412 when an `If-Match` ETag no longer holds, 404 when the object is gone. */
+function isChanged(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'PreconditionFailed' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 412 || e.$metadata?.httpStatusCode === 404;
+}
+
+/** `Location`, `Range` and `Docker-Upload-UUID` of a standard session, sent on every 202 and 416. */
+export function uploadHeaders(session: UploadSession, location = `/v2/${session.repository}/blobs/uploads/${session.id}`): Record<string, string> {
+  return {
+    Location: location,
+    Range: `0-${Math.max(session.offset - 1, 0)}`,
+    'Docker-Upload-UUID': session.id,
+  };
+}
+
+/** BLOB_UPLOAD_UNKNOWN for session `id`. */
+export function unknownUpload(id: string) {
+  return fail('BLOB_UPLOAD_UNKNOWN', 'upload session unknown, finished or expired; start a new upload', { session: id.slice(0, 64) });
+}
+
+function busy(id: string, current?: UploadSession) {
+  if (!current) return unknownUpload(id);
+  return fail('BLOB_UPLOAD_INVALID', 'another request is writing to this upload session', undefined, { status: 416, headers: uploadHeaders(current) });
+}
