@@ -89,8 +89,25 @@ export async function startEmulators(dataDir: string, names = { table: 'berth', 
  * The local token signing key (base64 of 32 random bytes), made on first start and kept in
  * `<dataDir>/token-key` (mode 0600) so tokens survive restarts; never part of the repository.
  */
-export async function localTokenKey(dataDir: string): Promise<string> {
-  const file = join(dataDir, 'token-key');
+export function localTokenKey(dataDir: string): Promise<string> {
+  return localSecret(dataDir, 'token-key');
+}
+
+/**
+ * The emulated front door's key of signed paths (base64 of 32 random bytes), kept in
+ * `<dataDir>/upload-key` (mode 0600), and the emulated CloudFront KeyValueStore that holds it as
+ * `upload-key-1`, in the KeyValueStore import format, at `<dataDir>/cloudfront-kvs.json`.
+ */
+export async function localUploadKey(dataDir: string): Promise<{ base64: string; kvsFile: string }> {
+  const base64 = await localSecret(dataDir, 'upload-key');
+  const kvsFile = join(dataDir, 'cloudfront-kvs.json');
+  await writeFile(kvsFile, JSON.stringify({ data: [{ key: 'upload-key-1', value: base64 }] }), { mode: 0o600 });
+  return { base64, kvsFile };
+}
+
+/** 32 random bytes, base64, made once under `<dataDir>/<name>` (mode 0600); concurrent first starts agree. */
+async function localSecret(dataDir: string, name: string): Promise<string> {
+  const file = join(dataDir, name);
   try {
     return (await readFile(file, 'utf8')).trim();
   } catch {

@@ -450,6 +450,28 @@ function describe(error: unknown): string {
 /** Where `npm run build` puts the `api` function (infra/build.mjs). */
 export const API_BUNDLE = fileURLToPath(new URL('../../dist/api/index.mjs', import.meta.url));
 
+/** Where `npm run build` puts the `verify` function. */
+export const VERIFY_BUNDLE = fileURLToPath(new URL('../../dist/verify/index.mjs', import.meta.url));
+
+/**
+ * Asynchronous invocation (`InvocationType: Event`, and S3 event notifications): the caller does
+ * not wait; the function runs in one execution environment of its own, under its timeout (the
+ * `verify` function: 900 s, serverless.yml). AWS retries a failed asynchronous invocation twice,
+ * after about one and two minutes
+ * (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html); here a failure
+ * is logged and not retried.
+ */
+export function asyncInvoker(loadHandler: HandlerLoader, timeoutMs = 900_000, log: (line: string) => void = console.log): (event: unknown) => void {
+  let environment: Promise<LambdaHandler> | undefined;
+  return (event) => {
+    environment ??= loadHandler(1);
+    const deadline = Date.now() + timeoutMs;
+    void environment
+      .then((handler) => handler(event as APIGatewayProxyEventV2, lambdaContext(randomUUID(), deadline)))
+      .catch((error: unknown) => log(`Lambda (asynchronous invocation): function error: ${describe(error)}`));
+  };
+}
+
 /**
  * Builds the bundle (`node infra/build.mjs`) when it is missing or older than the newest source
  * under functions/, so that the emulator never serves stale code by surprise.

@@ -1,14 +1,15 @@
 /**
  * The deployment, checked offline: `npx serverless package` (which bundles the functions first,
- * infra/aws/build-plugin.cjs) with and without the custom-domain parameters and with another
- * stage and region, with no AWS credentials at all, then the
- * packaged CloudFormation templates against the properties the deployment promises, and cfn-lint
- * (test/deploy/cfn-lint.sh) on each.
+ * infra/aws/build-plugin.cjs) with and without the custom-domain parameters, with another stage,
+ * region and price class, and without the CloudFront front door (`frontDoor=false`, with and
+ * without a domain), with no AWS credentials at all, then the packaged CloudFormation templates
+ * against the properties the deployment promises, and cfn-lint (test/deploy/cfn-lint.sh) on each.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,14 @@ const DOMAIN_PARAMS = [
   '--param=certificateArn=arn:aws:acm:us-east-1:123456789012:certificate/abc',
   '--param=hostedZoneId=Z123',
 ];
+const require = createRequire(import.meta.url);
+const frontdoor = require('../../infra/aws/frontdoor.cjs') as { MAX_FUNCTION_BYTES: number };
+/** AWS managed CloudFront policies (ids are the same in every account). */
+const CACHING_DISABLED = '4135ea2d-6df8-44a3-9df3-4b5a84be39ad';
+const ALL_VIEWER_EXCEPT_HOST_HEADER = 'b689b0a8-53d0-40ab-baf2-68738e2966ac';
+/** Route 53's hosted zone of every CloudFront distribution. */
+const CLOUDFRONT_ZONE = 'Z2FDTNDATAQYW2';
+const DISTRIBUTION_ARN = { 'Fn::Sub': 'arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Distribution}' };
 
 /** The environment of a machine that has never seen AWS: no credentials, no profile, no config. */
 function withoutAws(): NodeJS.ProcessEnv {
@@ -63,13 +72,18 @@ let work: string;
 let plain: Packaged;
 let withDomain: Packaged;
 let otherStage: Packaged;
+/** Without the front door: API Gateway directly, as before it. */
+let direct: Packaged;
+let directDomain: Packaged;
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'berth-package-'));
   // One at a time: the framework keeps state in the service folder while it packages.
   plain = await serverlessPackage(join(work, 'default'), []);
   withDomain = await serverlessPackage(join(work, 'domain'), DOMAIN_PARAMS);
-  otherStage = await serverlessPackage(join(work, 'qa'), ['--stage', 'qa', '--region', 'eu-west-1']);
+  otherStage = await serverlessPackage(join(work, 'qa'), ['--stage', 'qa', '--region', 'eu-west-1', '--param=priceClass=PriceClass_All']);
+  direct = await serverlessPackage(join(work, 'direct'), ['--param=frontDoor=false']);
+  directDomain = await serverlessPackage(join(work, 'direct-domain'), ['--param=frontDoor=false', ...DOMAIN_PARAMS]);
 });
 after(() => rm(work, { recursive: true, force: true }));
 
@@ -81,23 +95,40 @@ const one = (t: Template, type: string) => {
 };
 
 describe('packaging without AWS credentials', () => {
-  test('succeeds with and without the domain parameters, and for another stage and region', () => {
-    for (const p of [plain, withDomain, otherStage]) assert.match(p.output, /Service packaged/);
+  test('succeeds with and without the domain parameters, for another stage and region, and without the front door', () => {
+    for (const p of [plain, withDomain, otherStage, direct, directDomain]) assert.match(p.output, /Service packaged/);
     assert.deepEqual([plain.state.service.provider.stage, plain.state.service.provider.region], ['dev', 'us-east-1']);
     assert.deepEqual([otherStage.state.service.provider.stage, otherStage.state.service.provider.region], ['qa', 'eu-west-1']);
   });
 
+  const refused = (args: string[], reason: RegExp) =>
+    assert.rejects(serverlessPackage(join(work, 'bad'), args), (error: Error & { stdout?: string; stderr?: string }) => {
+      assert.match(`${error.stdout}${error.stderr}`, reason);
+      return true;
+    });
+
   test('a domain without its certificate is refused with an explanation', async () => {
-    await assert.rejects(
-      serverlessPackage(join(work, 'bad'), ['--param=domain=registry.example.com']),
-      (error: Error & { stdout?: string; stderr?: string }) => /needs --param="certificateArn=/.test(`${error.stdout}${error.stderr}`),
-    );
+    await refused(['--param=domain=registry.example.com'], /needs --param="certificateArn=.*us-east-1/);
+  });
+
+  test('the front door takes a certificate from us-east-1 only, whatever the stack\'s region', async () => {
+    const elsewhere = ['--param=domain=registry.example.com', '--param=certificateArn=arn:aws:acm:eu-west-1:123456789012:certificate/abc'];
+    await refused(elsewhere, /certificate is in eu-west-1: .*CloudFront uses ACM certificates from us-east-1 only/);
+    await refused(['--region', 'eu-west-1', ...elsewhere], /CloudFront uses ACM certificates from us-east-1 only \(whatever the stack's region, eu-west-1\)/);
+    // Without the front door the domain is a regional API Gateway domain: the stack's region.
+    await refused(['--param=frontDoor=false', '--region', 'eu-west-1', ...DOMAIN_PARAMS], /certificate is in us-east-1, the stack in eu-west-1/);
+  });
+
+  test('settings that contradict each other are refused', async () => {
+    await refused(['--param=frontDoor=false', '--param=blobDelivery=frontdoor'], /blobDelivery=frontdoor" needs the front door/);
+    await refused(['--param=priceClass=PriceClass_1'], /must be one of PriceClass_100, PriceClass_200, PriceClass_All/);
+    await refused(['--param=frontDoor=maybe'], /frontDoor=maybe" must be true or false/);
   });
 });
 
 describe('the template', () => {
   test('an HTTP API (not REST) with the routes Berth serves, payload 2.0, 30 s integration timeout', () => {
-    for (const t of [plain.template, withDomain.template]) {
+    for (const t of [plain.template, withDomain.template, direct.template]) {
       assert.equal(ofType(t, 'AWS::ApiGateway::RestApi').length, 0);
       assert.equal(one(t, 'AWS::ApiGatewayV2::Api').Properties!.ProtocolType, 'HTTP');
       const routes = ofType(t, 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties!.RouteKey).sort();
@@ -120,7 +151,8 @@ describe('the template', () => {
       assert.deepEqual(p.Architectures, ['arm64'], name);
       assert.ok(p.MemorySize >= 128 && p.MemorySize <= 10240, `${name} memory ${p.MemorySize}`);
       assert.ok(p.Timeout >= 1 && p.Timeout <= 900, `${name} timeout ${p.Timeout}`);
-      assert.equal(p.Environment.Variables.NODE_OPTIONS, '--enable-source-maps', `${name} maps stack traces to the sources`);
+      // The bundled functions; the front door's inline custom resource code has no source map.
+      if (String(p.Handler).startsWith('dist/')) assert.equal(p.Environment.Variables.NODE_OPTIONS, '--enable-source-maps', `${name} maps stack traces to the sources`);
     }
     const api = plain.template.Resources.ApiLambdaFunction.Properties!;
     assert.equal(api.MemorySize, 1024);
@@ -128,7 +160,16 @@ describe('the template', () => {
     assert.ok(api.Timeout * 1000 < AWS_LIMITS.integrationTimeoutMs, 'the function gives up before API Gateway does');
     assert.equal(api.Environment.Variables.BERTH_MAX_CHUNK, String(maxChunkBytes()), 'advertised chunk limit matches the emulator');
     assert.equal(api.Environment.Variables.BERTH_AUTH, 'required');
-    assert.equal(api.Environment.Variables.BERTH_BLOB_DELIVERY, 'redirect');
+    // Blob GETs answer 307 to a signed path the front door serves from S3; without it, to S3.
+    for (const f of ['ApiLambdaFunction', 'VerifyLambdaFunction']) {
+      const env = plain.template.Resources[f].Properties!.Environment.Variables;
+      assert.equal(env.BERTH_BLOB_DELIVERY, 'frontdoor', f);
+      assert.deepEqual(env.BERTH_UPLOAD_KEY_SECRET, { Ref: 'UploadKey' }, `${f}: the front door's key`);
+      assert.equal(env.BERTH_UPLOAD_KEY, undefined);
+      const without = direct.template.Resources[f].Properties!.Environment.Variables;
+      assert.equal(without.BERTH_BLOB_DELIVERY, 'redirect', f);
+      assert.ok(!('BERTH_UPLOAD_KEY_SECRET' in without), `${f}: no key without the front door`);
+    }
   });
 
   test('each function zip holds its minified bundle and source map, nothing else', async () => {
@@ -148,7 +189,7 @@ describe('the template', () => {
   });
 
   test('bucket: public access blocked, encrypted, lifecycle rules for unfinished uploads', () => {
-    for (const t of [plain.template, withDomain.template]) {
+    for (const t of [plain.template, withDomain.template, direct.template]) {
       const buckets = ofType(t, 'AWS::S3::Bucket');
       for (const [name, b] of buckets) {
         assert.deepEqual(
@@ -166,6 +207,8 @@ describe('the template', () => {
       assert.ok(abort && abort.Status === 'Enabled' && abort.AbortIncompleteMultipartUpload.DaysAfterInitiation >= 1, 'aborts incomplete multipart uploads');
       const scratch = rules.find((r) => r.Prefix === 'uploads/' || r.Filter?.Prefix === 'uploads/');
       assert.ok(scratch && scratch.Status === 'Enabled' && scratch.ExpirationInDays >= 1, 'expires upload scratch data under uploads/');
+      const incoming = rules.find((r) => r.Prefix === 'incoming/' || r.Filter?.Prefix === 'incoming/');
+      assert.ok(incoming && incoming.Status === 'Enabled' && incoming.ExpirationInDays === 2, 'expires unverified whole-blob uploads under incoming/ after 2 days');
     }
   });
 
@@ -202,7 +245,8 @@ describe('the template', () => {
     for (const packaged of [plain, otherStage]) {
       const { template } = packaged;
       const { stage } = packaged.state.service.provider;
-      const roles = ofType(template, 'AWS::IAM::Role');
+      // The functions' role (the front door's custom resource has its own, checked below).
+      const roles = ofType(template, 'AWS::IAM::Role').filter(([name]) => name !== 'FrontDoorSetupRole');
       assert.equal(roles.length, 1);
       const role = roles[0][1].Properties!;
       assert.equal(role.ManagedPolicyArns, undefined, 'no managed policies');
@@ -225,17 +269,26 @@ describe('the template', () => {
             const r = JSON.stringify(resource);
             const service = action.split(':')[0];
             const allowed: Record<string, RegExp> = {
-              // Object actions need an object ARN: every key of this stack's bucket, nothing else.
-              s3: /^\{"Fn::Sub":"\$\{Bucket\.Arn\}\/\*"\}$/,
+              // Object actions need an object ARN: every key of this stack's bucket, nothing else;
+              // listing, the bucket ARN (under a prefix condition, below).
+              s3: action === 's3:ListBucket' ? /^\{"Fn::GetAtt":\["Bucket","Arn"\]\}$/ : /^\{"Fn::Sub":"\$\{Bucket\.Arn\}\/\*"\}$/,
               dynamodb: /^\{"Fn::GetAtt":\["Table","Arn"\]\}$/,
-              secretsmanager: /^\{"Ref":"TokenKey"\}$/,
+              secretsmanager: /^\{"Ref":"(TokenKey|UploadKey)"\}$/,
               lambda: new RegExp(`^\\{"Fn::Sub":"arn:\\$\\{AWS::Partition\\}:lambda:\\$\\{AWS::Region\\}:\\$\\{AWS::AccountId\\}:function:berth-${stage}-[a-z]+"\\}$`),
             };
             assert.ok(allowed[service]?.test(r), `${action} on ${r}`);
           }
+          // The registry lists incoming/sha256-<hex>/ (whole-blob uploads awaiting verification) only.
+          if (action === 's3:ListBucket') assert.deepEqual(s.Condition, { StringLike: { 's3:prefix': ['incoming/*'] } });
         }
       }
+      const secrets = berth.filter((s) => list(s.Action).includes('secretsmanager:GetSecretValue')).flatMap((s) => list(s.Resource));
+      assert.deepEqual(secrets, [{ Ref: 'TokenKey' }, { Ref: 'UploadKey' }], 'the token key and the front door key');
     }
+    const directSecrets = direct.template.Resources.IamRoleLambdaExecution.Properties!.Policies.flatMap((p: Json) => p.PolicyDocument.Statement)
+      .filter((s: Json) => list(s.Action).includes('secretsmanager:GetSecretValue'))
+      .flatMap((s: Json) => list(s.Resource));
+    assert.deepEqual(directSecrets, [{ Ref: 'TokenKey' }], 'no front door key without the front door');
   });
 
   test('stage and region are parameters', () => {
@@ -249,23 +302,54 @@ describe('the template', () => {
 
   test('outputs: registry URL, bucket and table (and the domain target with a domain)', () => {
     const o = plain.template.Outputs;
-    assert.deepEqual(o.RegistryUrl.Value, { 'Fn::Sub': 'https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}' });
+    assert.deepEqual(o.RegistryUrl.Value, { 'Fn::Sub': 'https://${Distribution.DomainName}' }, 'the front door');
     assert.deepEqual(o.BucketName.Value, { Ref: 'Bucket' });
     assert.deepEqual(o.TableName.Value, { Ref: 'Table' });
+    assert.deepEqual(o.DistributionId.Value, { Ref: 'Distribution' });
     assert.ok(o.HttpApiUrl, 'the framework also outputs the HTTP API URL');
     assert.equal(o.DomainTarget, undefined);
     const d = withDomain.template.Outputs;
     assert.equal(d.RegistryUrl.Value, 'https://registry.example.com');
-    assert.deepEqual(d.DomainTarget.Value, { 'Fn::GetAtt': ['DomainName', 'RegionalDomainName'] });
+    assert.deepEqual(d.DomainTarget.Value, { 'Fn::GetAtt': ['Distribution', 'DomainName'] });
+    // Without the front door: the API's own endpoint, or its custom domain.
+    assert.deepEqual(direct.template.Outputs.RegistryUrl.Value, { 'Fn::Sub': 'https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}' });
+    assert.equal(direct.template.Outputs.DistributionId, undefined);
+    assert.equal(directDomain.template.Outputs.RegistryUrl.Value, 'https://registry.example.com');
+    assert.deepEqual(directDomain.template.Outputs.DomainTarget.Value, { 'Fn::GetAtt': ['DomainName', 'RegionalDomainName'] });
   });
 
-  test('custom domain resources exist only with the domain parameters, and their conditions hold', () => {
+  test('with the front door the domain is an alias of the distribution, with A and AAAA alias records', () => {
+    const t = withDomain.template;
+    for (const type of ['AWS::ApiGatewayV2::DomainName', 'AWS::ApiGatewayV2::ApiMapping']) assert.equal(ofType(t, type).length, 0, `no ${type}: API Gateway stays the origin on its default endpoint`);
+    const config = one(t, 'AWS::CloudFront::Distribution').Properties!.DistributionConfig;
+    assert.deepEqual(config.Aliases, ['registry.example.com']);
+    assert.deepEqual(config.ViewerCertificate, {
+      AcmCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+      SslSupportMethod: 'sni-only',
+      MinimumProtocolVersion: 'TLSv1.2_2021',
+    });
+    const records = ofType(t, 'AWS::Route53::RecordSet').map(([, r]) => r.Properties!);
+    assert.deepEqual(records.map((r) => r.Type).sort(), ['A', 'AAAA'], 'IPv6 is on: both');
+    for (const r of records) {
+      assert.equal(r.HostedZoneId, 'Z123');
+      assert.equal(r.Name, 'registry.example.com');
+      assert.deepEqual(r.AliasTarget, { DNSName: { 'Fn::GetAtt': ['Distribution', 'DomainName'] }, HostedZoneId: CLOUDFRONT_ZONE });
+    }
+    for (const p of [plain, otherStage]) {
+      const c = one(p.template, 'AWS::CloudFront::Distribution').Properties!.DistributionConfig;
+      assert.equal(c.Aliases, undefined);
+      assert.deepEqual(c.ViewerCertificate, { CloudFrontDefaultCertificate: true });
+      assert.equal(ofType(p.template, 'AWS::Route53::RecordSet').length, 0);
+    }
+  });
+
+  test('without the front door: custom domain resources exist only with the domain parameters, and their conditions hold', () => {
     const domainTypes = ['AWS::ApiGatewayV2::DomainName', 'AWS::ApiGatewayV2::ApiMapping', 'AWS::Route53::RecordSet'];
-    for (const t of [plain.template, otherStage.template]) {
+    for (const t of [plain.template, otherStage.template, direct.template]) {
       for (const type of domainTypes) assert.equal(ofType(t, type).length, 0, `no ${type} without a domain`);
       for (const [name, r] of Object.entries(t.Resources)) if (r.Condition) assert.ok(holds(t, r.Condition), `${name}: condition ${r.Condition}`);
     }
-    const t = withDomain.template;
+    const t = directDomain.template;
     const active = (type: string) => {
       const r = one(t, type);
       if (r.Condition) assert.ok(holds(t, r.Condition), `${type}: condition ${r.Condition} resolves true`);
@@ -288,8 +372,8 @@ describe('the template', () => {
     });
   });
 
-  test('cfn-lint accepts both templates', { timeout: 300_000 }, async () => {
-    const templates = [plain, withDomain, otherStage].map((p) => join(p.dir, 'cloudformation-template-update-stack.json'));
+  test('cfn-lint accepts every template', { timeout: 300_000 }, async () => {
+    const templates = [plain, withDomain, otherStage, direct, directDomain].map((p) => join(p.dir, 'cloudformation-template-update-stack.json'));
     templates.push(join(plain.dir, 'cloudformation-template-create-stack.json'));
     const result = await run('bash', [join(ROOT, 'test/deploy/cfn-lint.sh'), ...templates], { cwd: ROOT, maxBuffer: 16 << 20 }).catch(
       (error: Error & { stdout?: string; stderr?: string; code?: number }) => error,
@@ -297,6 +381,216 @@ describe('the template', () => {
     assert.ok(!(result instanceof Error), `cfn-lint failed:\n${result instanceof Error ? `${result.stdout}${result.stderr}` : ''}`);
   });
 });
+
+describe('the front door (CloudFront)', () => {
+  const distribution = (t: Template) => one(t, 'AWS::CloudFront::Distribution').Properties!.DistributionConfig;
+  const FRONT_DOOR_TYPES = [
+    'AWS::CloudFront::Distribution',
+    'AWS::CloudFront::Function',
+    'AWS::CloudFront::KeyValueStore',
+    'AWS::CloudFront::OriginAccessControl',
+    'AWS::CloudFront::CachePolicy',
+    'AWS::S3::BucketPolicy',
+    'AWS::Events::Rule',
+    'Custom::UploadKey',
+  ];
+
+  test('exists by default and not at all with frontDoor=false', () => {
+    for (const p of [plain, withDomain, otherStage]) for (const type of FRONT_DOOR_TYPES) assert.ok(ofType(p.template, type).length >= 1, `${type}`);
+    for (const p of [direct, directDomain]) {
+      for (const type of FRONT_DOOR_TYPES) assert.equal(ofType(p.template, type).length, 0, `no ${type} without the front door`);
+      assert.equal(p.template.Resources.UploadKey, undefined);
+      assert.equal(p.template.Resources.Bucket.Properties!.NotificationConfiguration, undefined, 'no bucket events');
+      assert.equal(ofType(p.template, 'AWS::Lambda::Function').length, 2, 'the api and verify functions only');
+    }
+  });
+
+  test('distribution: HTTP/2 and 3, IPv6, price class, HTTPS only, two origins with the ids the function selects', () => {
+    const c = distribution(plain.template);
+    assert.equal(c.Enabled, true);
+    assert.equal(c.HttpVersion, 'http2and3');
+    assert.equal(c.IPV6Enabled, true);
+    assert.equal(c.PriceClass, 'PriceClass_100', 'default: North America and Europe');
+    assert.equal(distribution(otherStage.template).PriceClass, 'PriceClass_All', '--param="priceClass=…"');
+    assert.deepEqual(c.Origins.map((o: Json) => o.Id), ['api', 'blobs']);
+    const [api, blobs] = c.Origins;
+    // API Gateway on its default endpoint: HTTPS, and a read timeout above its own 30 s so that
+    // its 503/504 reach the client, within what every account accepts without a quota increase.
+    assert.deepEqual(api.DomainName, { 'Fn::Sub': '${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}' });
+    assert.equal(api.CustomOriginConfig.OriginProtocolPolicy, 'https-only');
+    assert.deepEqual(api.CustomOriginConfig.OriginSSLProtocols, ['TLSv1.2']);
+    assert.ok(api.CustomOriginConfig.OriginReadTimeout > AWS_LIMITS.integrationTimeoutMs / 1000 && api.CustomOriginConfig.OriginReadTimeout <= 60);
+    assert.equal(api.OriginAccessControlId, undefined);
+    // The bucket through Origin Access Control (an S3 origin with an empty OAI).
+    assert.deepEqual(blobs.DomainName, { 'Fn::GetAtt': ['Bucket', 'RegionalDomainName'] });
+    assert.deepEqual(blobs.OriginAccessControlId, { 'Fn::GetAtt': ['BlobsOriginAccessControl', 'Id'] });
+    assert.deepEqual(blobs.S3OriginConfig, { OriginAccessIdentity: '' });
+    const oac = one(plain.template, 'AWS::CloudFront::OriginAccessControl').Properties!.OriginAccessControlConfig;
+    assert.deepEqual([oac.OriginAccessControlOriginType, oac.SigningBehavior, oac.SigningProtocol], ['s3', 'always', 'sigv4']);
+  });
+
+  test('default behaviour: the API, every method, no caching, every viewer header but Host; errors never cached', () => {
+    const c = distribution(plain.template);
+    const b = c.DefaultCacheBehavior;
+    assert.equal(b.TargetOriginId, 'api');
+    assert.equal(b.ViewerProtocolPolicy, 'https-only');
+    assert.deepEqual([...b.AllowedMethods].sort(), ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT']);
+    assert.equal(b.CachePolicyId, CACHING_DISABLED);
+    assert.equal(b.OriginRequestPolicyId, ALL_VIEWER_EXCEPT_HOST_HEADER);
+    assert.equal(b.ForwardedValues, undefined, 'policies, not legacy settings');
+    // CloudFront caches these for GET and HEAD (10 s by default) even when caching is disabled,
+    // keyed without Authorization.
+    const errors = new Map(c.CustomErrorResponses.map((e: Json) => [e.ErrorCode, e]));
+    for (const code of [400, 403, 404, 405, 414, 500, 501, 502, 503, 504]) {
+      assert.deepEqual(errors.get(code), { ErrorCode: code, ErrorCachingMinTTL: 0 }, `${code} is not cached, and not replaced`);
+    }
+  });
+
+  test('/_berth/blobs/*: the bucket, GET and HEAD, cached for long (blobs are immutable)', () => {
+    const c = distribution(plain.template);
+    assert.equal(c.CacheBehaviors.length, 1);
+    const b = c.CacheBehaviors[0];
+    assert.equal(b.PathPattern, '/_berth/blobs/*');
+    assert.equal(b.TargetOriginId, 'blobs');
+    assert.equal(b.ViewerProtocolPolicy, 'https-only');
+    assert.deepEqual(b.AllowedMethods, ['GET', 'HEAD']);
+    assert.deepEqual(b.CachePolicyId, { Ref: 'BlobCachePolicy' });
+    assert.equal(b.OriginRequestPolicyId, undefined, 'nothing of the viewer request is forwarded to S3');
+    const policy = plain.template.Resources.BlobCachePolicy.Properties!.CachePolicyConfig;
+    assert.ok(policy.DefaultTTL >= 86_400 * 30 && policy.MaxTTL >= policy.DefaultTTL, `TTL ${policy.DefaultTTL}`);
+    const key = policy.ParametersInCacheKeyAndForwardedToOrigin;
+    assert.deepEqual([key.HeadersConfig.HeaderBehavior, key.CookiesConfig.CookieBehavior, key.QueryStringsConfig.QueryStringBehavior], ['none', 'none', 'none']);
+  });
+
+  test('the function: cloudfront-js-2.0, published, the code of function.js within 10 KB, on viewer request and response of both behaviours', async () => {
+    const f = one(plain.template, 'AWS::CloudFront::Function').Properties!;
+    assert.equal(f.AutoPublish, true);
+    assert.equal(f.FunctionConfig.Runtime, 'cloudfront-js-2.0');
+    const code = await readFile(join(ROOT, 'infra/aws/frontdoor/function.js'), 'utf8');
+    assert.equal(joined(f.FunctionCode), code, 'infra/aws/frontdoor/function.js, unchanged');
+    assert.ok(Buffer.byteLength(joined(f.FunctionCode)) <= frontdoor.MAX_FUNCTION_BYTES);
+    const c = distribution(plain.template);
+    for (const b of [c.DefaultCacheBehavior, ...c.CacheBehaviors]) {
+      assert.deepEqual(
+        [...b.FunctionAssociations].sort((x: Json, y: Json) => x.EventType.localeCompare(y.EventType)),
+        [
+          { EventType: 'viewer-request', FunctionARN: { 'Fn::GetAtt': ['FrontDoorFunction', 'FunctionARN'] } },
+          { EventType: 'viewer-response', FunctionARN: { 'Fn::GetAtt': ['FrontDoorFunction', 'FunctionARN'] } },
+        ],
+        b.PathPattern ?? 'default behaviour',
+      );
+      assert.equal(b.LambdaFunctionAssociations, undefined);
+    }
+  });
+
+  test('the KeyValueStore: associated with the function, filled by the custom resource from the generated key', () => {
+    const t = plain.template;
+    const f = one(t, 'AWS::CloudFront::Function').Properties!;
+    assert.deepEqual(f.FunctionConfig.KeyValueStoreAssociations, [{ KeyValueStoreARN: { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] } }]);
+    // The key: a secret created empty, filled once by the custom resource (never in the template).
+    assert.equal(t.Resources.UploadKey.Type, 'AWS::SecretsManager::Secret');
+    assert.equal(t.Resources.UploadKey.Properties!.SecretString, undefined);
+    assert.equal(t.Resources.UploadKey.Properties!.GenerateSecretString, undefined, 'a key, not a password: generated by the custom resource');
+    const custom = one(t, 'Custom::UploadKey').Properties!;
+    assert.deepEqual(custom.ServiceToken, { 'Fn::GetAtt': ['FrontDoorSetupFunction', 'Arn'] });
+    assert.deepEqual(custom.SecretId, { Ref: 'UploadKey' });
+    assert.deepEqual(custom.KeyValueStoreArn, { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] });
+    assert.equal(custom.KeyVersion, '1');
+    assert.equal(custom.S3Checksum, 'off', 'default: S3 does not check uploads itself');
+    const setup = t.Resources.FrontDoorSetupFunction.Properties!;
+    assert.equal(setup.Runtime, 'nodejs22.x');
+    assert.equal(setup.Handler, 'index.handler');
+    assert.deepEqual(setup.Role, { 'Fn::GetAtt': ['FrontDoorSetupRole', 'Arn'] });
+    assert.match(setup.FunctionName, /^berth-dev-/);
+  });
+
+  test('the custom resource\'s role: its log group, the key\'s secret and the store, nothing else', () => {
+    const role = plain.template.Resources.FrontDoorSetupRole.Properties!;
+    assert.deepEqual(role.AssumeRolePolicyDocument.Statement, [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }]);
+    assert.equal(role.ManagedPolicyArns, undefined);
+    const statements = role.Policies.flatMap((p: Json) => p.PolicyDocument.Statement);
+    assert.deepEqual(statements, [
+      { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: { 'Fn::GetAtt': ['FrontDoorSetupLogGroup', 'Arn'] } },
+      { Effect: 'Allow', Action: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], Resource: { Ref: 'UploadKey' } },
+      {
+        Effect: 'Allow',
+        Action: ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:PutKey'],
+        Resource: { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] },
+      },
+    ]);
+    const log = plain.template.Resources.FrontDoorSetupLogGroup.Properties!;
+    assert.equal(log.LogGroupName, `/aws/lambda/${plain.template.Resources.FrontDoorSetupFunction.Properties!.FunctionName}`);
+    assert.equal(log.RetentionInDays, 30);
+  });
+
+  test('bucket policy: the distribution alone may PUT under incoming/ and GET under blobs/', () => {
+    const policy = one(plain.template, 'AWS::S3::BucketPolicy');
+    assert.deepEqual(policy.Properties!.Bucket, { Ref: 'Bucket' });
+    const statements: Json[] = policy.Properties!.PolicyDocument.Statement;
+    const grants = statements.map((s) => [s.Effect, JSON.stringify(s.Principal), list(s.Action).join(), JSON.stringify(s.Resource), JSON.stringify(s.Condition)]);
+    const condition = JSON.stringify({ StringEquals: { 'AWS:SourceArn': DISTRIBUTION_ARN } });
+    const principal = JSON.stringify({ Service: 'cloudfront.amazonaws.com' });
+    assert.deepEqual(grants, [
+      ['Allow', principal, 's3:PutObject', JSON.stringify({ 'Fn::Sub': '${Bucket.Arn}/incoming/*' }), condition],
+      ['Allow', principal, 's3:GetObject', JSON.stringify({ 'Fn::Sub': '${Bucket.Arn}/blobs/*' }), condition],
+    ]);
+    // The bucket stays closed to everyone else.
+    assert.equal(plain.template.Resources.Bucket.Properties!.PublicAccessBlockConfiguration.RestrictPublicBuckets, true);
+  });
+
+  test('uploads under incoming/ invoke verify with an S3-notification-shaped event (through EventBridge: no cycle)', () => {
+    const t = plain.template;
+    assert.deepEqual(t.Resources.Bucket.Properties!.NotificationConfiguration, { EventBridgeConfiguration: { EventBridgeEnabled: true } });
+    const rule = one(t, 'AWS::Events::Rule').Properties!;
+    assert.equal(rule.State, 'ENABLED');
+    assert.deepEqual(rule.EventPattern, {
+      source: ['aws.s3'],
+      'detail-type': ['Object Created'],
+      detail: { bucket: { name: [{ Ref: 'Bucket' }] }, object: { key: [{ prefix: 'incoming/' }] } },
+    });
+    assert.equal(rule.Targets.length, 1);
+    const target = rule.Targets[0];
+    assert.deepEqual(target.Arn, { 'Fn::GetAtt': ['VerifyLambdaFunction', 'Arn'] });
+    // What EventBridge makes of an S3 "Object Created" event: each <name> becomes the JSON value at its path.
+    const s3Event = { detail: { bucket: { name: 'berth-dev-bucket-x' }, object: { key: 'incoming/sha256-ab/0f6c', size: 5368709120, etag: 'e-1' } } };
+    const at = (path: string) => path.slice(2).split('.').reduce((o: any, k) => o[k], s3Event);
+    const input = target.InputTransformer.InputTemplate.replace(/<(\w+)>/g, (_: string, name: string) => JSON.stringify(at(target.InputTransformer.InputPathsMap[name])));
+    assert.deepEqual(JSON.parse(input), {
+      Records: [
+        {
+          eventSource: 'aws:s3',
+          eventName: 'ObjectCreated:Put',
+          s3: { bucket: { name: 'berth-dev-bucket-x' }, object: { key: 'incoming/sha256-ab/0f6c', size: 5368709120, eTag: 'e-1' } },
+        },
+      ],
+    });
+    const permission = Object.values(t.Resources).find((r) => r.Type === 'AWS::Lambda::Permission' && r.Properties!.Principal === 'events.amazonaws.com')!.Properties!;
+    assert.deepEqual(permission.FunctionName, { 'Fn::GetAtt': ['VerifyLambdaFunction', 'Arn'] });
+    assert.deepEqual(permission.SourceArn, { 'Fn::GetAtt': ['IncomingUploadRule', 'Arn'] });
+    assert.equal(permission.Action, 'lambda:InvokeFunction');
+  });
+
+  test('names of account-wide CloudFront resources include stack and region', () => {
+    const t = plain.template;
+    for (const [name, path] of [
+      ['FrontDoorFunction', ['Name']],
+      ['KeyValueStore', ['Name']],
+      ['BlobsOriginAccessControl', ['OriginAccessControlConfig', 'Name']],
+      ['BlobCachePolicy', ['CachePolicyConfig', 'Name']],
+    ] as const) {
+      const value = path.reduce((o: any, k) => o[k], t.Resources[name].Properties);
+      assert.match(JSON.stringify(value), /^\{"Fn::Sub":"\$\{AWS::StackName\}-\$\{AWS::Region\}-[a-z]+"\}$/, name);
+    }
+  });
+});
+
+/** A string the template holds, either as it is or as an Fn::Join of pieces (infra/aws/frontdoor.cjs literal()). */
+function joined(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const join = (value as { 'Fn::Join': [string, string[]] })['Fn::Join'];
+  assert.ok(join && join[1].every((piece) => typeof piece === 'string'), `a string or an Fn::Join of strings: ${JSON.stringify(value).slice(0, 200)}`);
+  return join[1].join(join[0]);
+}
 
 /** The files of a zip archive (stored or deflated entries, as the framework writes them). */
 function readZip(zip: Buffer): Map<string, Buffer> {
@@ -348,6 +642,8 @@ function holds(t: Template, name: string): boolean {
 async function actionsUsedByCode(): Promise<Set<string>> {
   const IAM: Record<string, string[]> = {
     GetObjectCommand: ['s3:GetObject'],
+    CopyObjectCommand: ['s3:GetObject', 's3:PutObject'],
+    ListObjectsV2Command: ['s3:ListBucket'],
     HeadObjectCommand: ['s3:GetObject'],
     PutObjectCommand: ['s3:PutObject'],
     CreateMultipartUploadCommand: ['s3:PutObject'],

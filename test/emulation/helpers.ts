@@ -13,6 +13,8 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface EmulatedRegistry {
   url: string;
+  /** Its BERTH_DATA_DIR (token and upload keys, the emulated KeyValueStore, the embedded back ends). */
+  dataDir: string;
   host: string;
   log: string[];
   tail(lines?: number): string;
@@ -57,6 +59,7 @@ export async function startEmulatedRegistry(env: Record<string, string> = {}): P
   }
   return {
     url: `http://127.0.0.1:${port}`,
+    dataDir,
     host: `127.0.0.1:${port}`,
     log,
     tail: (lines = 40) => log.slice(-lines).join('\n'),

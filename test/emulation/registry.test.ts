@@ -2,7 +2,8 @@
  * The bundled handler behind the emulated HTTP API (`BERTH_EMULATE_LAMBDA=1 npm start`): the POST
  * that starts an upload advertises the largest chunk a deployment accepts, chunks of that size go
  * through, bigger bodies get exactly AWS's answer and leave the session as it was, and blob GETs
- * redirect to S3 (a Lambda response could not carry them).
+ * redirect to S3 (a Lambda response could not carry them). This is a deployment without the
+ * front door (`BERTH_FRONT_DOOR=0`): every request goes through API Gateway (test/frontdoor has the rest).
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -12,7 +13,7 @@ import { startEmulatedRegistry, type EmulatedRegistry } from './helpers.js';
 
 let registry: EmulatedRegistry;
 before(async () => {
-  registry = await startEmulatedRegistry();
+  registry = await startEmulatedRegistry({ BERTH_FRONT_DOOR: '0' });
 });
 after(() => registry?.stop());
 

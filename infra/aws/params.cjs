@@ -1,0 +1,91 @@
+// The deployment parameters (--param="name=value", defaults in serverless.yml), read and checked
+// once for every generated part of the template (domain.cjs, frontdoor.cjs), so that a mistake
+// stops packaging with an explanation instead of failing half way through a deploy.
+'use strict';
+
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+const CERTIFICATE = /^arn:aws[a-zA-Z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/.+$/;
+const HOSTED_ZONE = /^Z[A-Z0-9]{1,31}$/;
+const PRICE_CLASSES = ['PriceClass_100', 'PriceClass_200', 'PriceClass_All'];
+
+/** Reads a parameter as a string ('' when unset). */
+async function param(resolveVariable, name) {
+  const value = await resolveVariable(`param:${name}`);
+  return value === undefined || value === null ? '' : String(value);
+}
+
+function flag(name, value, fallback) {
+  const text = value.toLowerCase();
+  if (text === '') return fallback;
+  if (['true', 'on', 'yes'].includes(text)) return true;
+  if (['false', 'off', 'no'].includes(text)) return false;
+  throw new Error(`--param="${name}=${value}" must be true or false`);
+}
+
+/**
+ * The parameters. Each part of the template checks what it owns, so that a mistake is reported
+ * once: domain.cjs the address (`check: ['address']`), frontdoor.cjs the front door's settings
+ * (`['frontDoor']`) and the blob delivery (`['delivery']`).
+ * @param {{ resolveVariable: (address: string) => Promise<unknown> }} context
+ * @param {{ check?: Array<'address' | 'frontDoor' | 'delivery'> }} [options]
+ * @returns {Promise<{service: string, stage: string, region: string, frontDoor: boolean,
+ *   domain: string, certificateArn: string, hostedZoneId: string, priceClass: string,
+ *   blobDelivery: string, s3Checksum: 'on' | 'off'}>}
+ */
+async function deployment({ resolveVariable }, { check = [] } = {}) {
+  const service = String(await resolveVariable('self:service'));
+  const stage = String(await resolveVariable('sls:stage'));
+  const region = String(await resolveVariable('self:provider.region'));
+  const frontDoor = flag('frontDoor', await param(resolveVariable, 'frontDoor'), true);
+  const domain = (await param(resolveVariable, 'domain')).toLowerCase();
+  const certificateArn = await param(resolveVariable, 'certificateArn');
+  const hostedZoneId = await param(resolveVariable, 'hostedZoneId');
+  const priceClass = (await param(resolveVariable, 'priceClass')) || 'PriceClass_100';
+  const blobDelivery = (await param(resolveVariable, 'blobDelivery')) || (frontDoor ? 'frontdoor' : 'redirect');
+  const s3ChecksumText = await param(resolveVariable, 's3Checksum');
+
+  if (check.includes('delivery')) {
+    if (!['frontdoor', 'redirect'].includes(blobDelivery)) {
+      throw new Error(`--param="blobDelivery=${blobDelivery}" must be frontdoor (signed paths on the registry's host, served by CloudFront from S3) or redirect (presigned S3 URLs)`);
+    }
+    if (blobDelivery === 'frontdoor' && !frontDoor) {
+      throw new Error('--param="blobDelivery=frontdoor" needs the front door; with --param="frontDoor=false" use blobDelivery=redirect');
+    }
+  }
+  const s3Checksum = flag('s3Checksum', s3ChecksumText, false) ? 'on' : 'off';
+  if (check.includes('frontDoor')) {
+    if (!PRICE_CLASSES.includes(priceClass)) {
+      throw new Error(`--param="priceClass=${priceClass}" must be one of ${PRICE_CLASSES.join(', ')}`);
+    }
+    if (s3Checksum === 'on' && !frontDoor) throw new Error('--param="s3Checksum=on" is a setting of the front door, which --param="frontDoor=false" turns off');
+  }
+  if (check.includes('address')) checkAddress({ region, frontDoor, domain, certificateArn, hostedZoneId });
+  return { service, stage, region, frontDoor, domain, certificateArn, hostedZoneId, priceClass, blobDelivery, s3Checksum };
+}
+
+function checkAddress({ region, frontDoor, domain, certificateArn, hostedZoneId }) {
+  if (!domain) {
+    if (certificateArn || hostedZoneId) throw new Error('certificateArn and hostedZoneId only make sense with --param="domain=<registry host name>"');
+    return;
+  }
+  if (!DOMAIN.test(domain)) throw new Error(`--param="domain=${domain}" is not a host name`);
+  const where = frontDoor
+    ? 'in us-east-1 (CloudFront, the front door, takes certificates from us-east-1 only, whatever the stack\'s region)'
+    : 'in the stack\'s region';
+  if (!CERTIFICATE.test(certificateArn)) {
+    throw new Error(`--param="domain=…" needs --param="certificateArn=arn:aws:acm:<region>:<account>:certificate/<id>", an ACM certificate for the domain ${where}`);
+  }
+  const certificateRegion = certificateArn.split(':')[3];
+  if (frontDoor && certificateRegion !== 'us-east-1') {
+    throw new Error(
+      `the certificate is in ${certificateRegion}: the custom domain is an alias of the CloudFront distribution, and CloudFront uses ACM certificates from us-east-1 only (whatever the stack's region, ${region}). Request or import the certificate for ${domain} in us-east-1 and pass that ARN, or --param="frontDoor=false" for a regional API Gateway domain`,
+    );
+  }
+  // A REGIONAL API Gateway custom domain takes a certificate from the API's own region.
+  if (!frontDoor && certificateRegion !== region) {
+    throw new Error(`the certificate is in ${certificateRegion}, the stack in ${region}: a regional custom domain needs an ACM certificate in the stack's region`);
+  }
+  if (hostedZoneId && !HOSTED_ZONE.test(hostedZoneId)) throw new Error(`--param="hostedZoneId=${hostedZoneId}" is not a Route 53 hosted zone id`);
+}
+
+module.exports = { deployment };
