@@ -390,7 +390,6 @@ describe('the front door (CloudFront)', () => {
     'AWS::CloudFront::KeyValueStore',
     'AWS::CloudFront::OriginAccessControl',
     'AWS::CloudFront::CachePolicy',
-    'AWS::S3::BucketPolicy',
     'AWS::Events::Rule',
     'Custom::UploadKey',
   ];
@@ -400,6 +399,7 @@ describe('the front door (CloudFront)', () => {
     for (const p of [direct, directDomain]) {
       for (const type of FRONT_DOOR_TYPES) assert.equal(ofType(p.template, type).length, 0, `no ${type} without the front door`);
       assert.equal(p.template.Resources.UploadKey, undefined);
+      assert.equal(p.template.Resources.BucketPolicy, undefined, 'no bucket policy (the framework\'s deployment bucket has its own)');
       assert.equal(p.template.Resources.Bucket.Properties!.NotificationConfiguration, undefined, 'no bucket events');
       assert.equal(ofType(p.template, 'AWS::Lambda::Function').length, 2, 'the api and verify functions only');
     }
@@ -524,7 +524,8 @@ describe('the front door (CloudFront)', () => {
   });
 
   test('bucket policy: the distribution alone may PUT under incoming/ and GET under blobs/', () => {
-    const policy = one(plain.template, 'AWS::S3::BucketPolicy');
+    const policy = plain.template.Resources.BucketPolicy;
+    assert.equal(policy.Type, 'AWS::S3::BucketPolicy');
     assert.deepEqual(policy.Properties!.Bucket, { Ref: 'Bucket' });
     const statements: Json[] = policy.Properties!.PolicyDocument.Statement;
     const grants = statements.map((s) => [s.Effect, JSON.stringify(s.Principal), list(s.Action).join(), JSON.stringify(s.Resource), JSON.stringify(s.Condition)]);

@@ -42,8 +42,7 @@ async function uploadToS3(request, m) {
   const token = await check(m[2], m[3], m[4], m[5], ['upload', m[2], m[3], m[4], name]);
   if (token !== 'ok') return ociError(404, 'BLOB_UPLOAD_UNKNOWN', 'upload URL ' + token + '; start a new upload');
   request.uri = '/incoming/sha256-' + hex[1] + '/' + m[2];
-  request.querystring = {};
-  delete request.headers.authorization;
+  toS3(request);
   request.headers['x-amz-meta-berth-repository'] = { value: name };
   if ((await optional('s3-checksum')) === 'on') {
     request.headers['x-amz-checksum-sha256'] = { value: Buffer.from(hex[1], 'hex').toString('base64') };
@@ -57,10 +56,17 @@ async function blobFromS3(request, m) {
   if (token === 'expired') return ociError(403, 'DENIED', 'blob URL expired; request the blob again');
   if (token !== 'ok') return ociError(404, 'BLOB_UNKNOWN', 'blob URL ' + token);
   request.uri = '/blobs/' + m[1];
-  request.querystring = {};
-  delete request.headers.authorization;
+  toS3(request);
   cf.selectRequestOriginById('blobs');
   return request;
+}
+
+// S3 must see no query and none of the viewer's credentials or x-amz-* options (storage class,
+// ACLs, tags, metadata): OAC signs the request, and only the function chooses what it carries.
+function toS3(request) {
+  request.querystring = {};
+  delete request.headers.authorization;
+  for (const name in request.headers) if (name.indexOf('x-amz-') === 0) delete request.headers[name];
 }
 
 function forward(request) {
