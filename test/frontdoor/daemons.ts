@@ -17,6 +17,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Cleanup, ROOT, run, runOk, stopChild, waitFor } from '../e2e/helpers.js';
@@ -202,12 +203,28 @@ export async function startContainerd(bin: string, options: ContainerdOptions = 
     '  address = ""',
     section('metrics'),
     '  address = ""',
+    // containerd 2's transfer service (what `ctr images pull` uses) unpacks only into the
+    // snapshotters listed here; by default just overlayfs ("no unpack platforms defined" for
+    // `--snapshotter native`).
+    ...(configVersion >= 3
+      ? ['overlayfs', 'native'].flatMap((snapshotter) => [
+          `[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]`,
+          `  platform = ${JSON.stringify(hostPlatform())}`,
+          `  snapshotter = "${snapshotter}"`,
+          '  differ = "walking"',
+        ])
+      : []),
     '',
   ].join('\n');
   await writeFile(join(dir, 'config.toml'), config);
   const ctr = options.ctr ?? (bin.includes('/') ? join(bin, '../ctr') : 'ctr');
   const child = spawnDaemon(dir, bin, ['--config', join(dir, 'config.toml')]);
   return supervise(`containerd ${version}`, dir, child, async () => (await run(ctr, ['-a', address, 'version'], { timeoutMs: 10_000 }).catch(() => undefined))?.code === 0, options, { address, version });
+}
+
+/** `linux/amd64` or `linux/arm64/v8`: the platform containerd unpacks for on this machine. */
+function hostPlatform(): string {
+  return process.arch === 'arm64' ? 'linux/arm64/v8' : `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -230,7 +247,11 @@ export interface Docker29Options extends StartOptions {
  * image store (`features.containerd-snapshotter`), no iptables and no bridge (containers, if
  * any, get no network). `127.0.0.1:<port>` and `localhost:<port>` registries are plain HTTP
  * without any `insecure-registries` entry. Use the machine's docker CLI with `env`
- * (`DOCKER_HOST`); its API 1.50 is within what Docker 29 accepts.
+ * (`DOCKER_HOST`; add a private `DOCKER_CONFIG`, e.g. helpers' `Docker.env`); its API 1.50 is
+ * within what Docker 29 accepts (1.40 to 1.56). Works on containerd 1.6 (Debian) and v2.4, with
+ * the `overlayfs` or `native` snapshotter. `docker push` then goes through containerd's pusher:
+ * HEAD blob, POST, one `PUT <Location>?digest=sha256%3A<hex>` with Content-Length and the whole
+ * (gzip) layer, OCI image manifest.
  */
 export async function startDocker29(options: Docker29Options): Promise<DockerDaemon> {
   const dir = await freshDir('docker');
@@ -254,17 +275,25 @@ export async function startDocker29(options: Docker29Options): Promise<DockerDae
     '--iptables=false',
     '--ip6tables=false',
     '--bridge=none',
+    // Otherwise dockerd refuses to start without a docker-proxy binary ("userland-proxy is
+    // enabled, but userland-proxy-path is not set"); no test publishes ports.
+    '--userland-proxy=false',
   ];
   const child = spawnDaemon(dir, options.dockerd, args);
-  const env = { DOCKER_HOST: host };
-  return supervise(
-    'dockerd',
-    dir,
-    child,
-    async () => (await run('docker', ['version', '--format', '{{.Server.Version}}'], { env, timeoutMs: 10_000 }).catch(() => undefined))?.code === 0,
-    options,
-    { host, env },
-  );
+  return supervise('dockerd', dir, child, () => pingDocker(socket), options, { host, env: { DOCKER_HOST: host } });
+}
+
+/** True when `GET /_ping` on the Docker API socket answers 200 (no docker CLI needed). */
+function pingDocker(socketPath: string): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const req = httpRequest({ socketPath, path: '/_ping', method: 'GET', timeout: 5_000 }, (response) => {
+      response.resume();
+      resolvePromise(response.statusCode === 200);
+    });
+    req.once('error', () => resolvePromise(false));
+    req.once('timeout', () => req.destroy());
+    req.end();
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
