@@ -20,18 +20,30 @@ const MARGIN_MS = 60_000;
 /** A direct upload to continue, or S3's notification of objects created under `incoming/`. */
 export type VerifyEvent = { uploadId: string } | S3Event;
 
+/** Pause before looking again at a session that another process is verifying (ms). */
+const WAIT_MS = 1000;
+
 /** Verifies until done or near the invocation's end, then hands over to a fresh invocation. */
 export const handler = middy<VerifyEvent, void>().handler(async (event, context: Context) => {
   const deadline = Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS;
-  if ('uploadId' in event) {
-    const state = await registry.sessions.verify(event.uploadId, deadline);
-    if (state === 'verifying') await registry.dispatchVerification(event.uploadId);
-    return;
-  }
+  if ('uploadId' in event) return finish(event.uploadId, deadline);
   for (const record of event.Records) {
     const { key, size, eTag } = record.s3.object;
     const state = await registry.frontDoor.arrived(decodeURIComponent(key.replace(/\+/g, ' ')), size, `"${eTag.replace(/"/g, '')}"`, deadline);
-    const id = key.split('/').pop()!;
-    if (state === 'verifying') await registry.dispatchVerification(id);
+    if (state === 'verifying' || state === 'busy') await finish(key.split('/').pop()!, deadline);
   }
 });
+
+/**
+ * Verifies session `id` until it is decided; while a request holds it (a manifest PUT verifying
+ * the same blob), waits instead of re-invoking itself in a loop. Hands over to a fresh invocation
+ * when this one runs out of time.
+ */
+async function finish(id: string, deadline: number): Promise<void> {
+  for (;;) {
+    const state = await registry.sessions.verify(id, deadline);
+    if (state !== 'verifying') return;
+    if (Date.now() + WAIT_MS >= deadline) return registry.dispatchVerification(id);
+    await new Promise((resolve) => setTimeout(resolve, WAIT_MS));
+  }
+}

@@ -48,6 +48,12 @@ export const DEFAULT_SESSION_SETTINGS: SessionSettings = {
   segmentBytes: 256 * 1024 * 1024,
 };
 
+/**
+ * S3 CopyObject speed assumed when deciding whether a request still has time to publish a
+ * front-door blob (bytes per ms; 100 MB/s is below what one CopyObject of a large object gives).
+ */
+const COPY_BYTES_PER_MS = 100_000;
+
 /** Finished direct and front-door sessions stay a day for status polls, then expire. */
 const FINISHED_TTL_SECONDS = 24 * 3600;
 
@@ -178,12 +184,23 @@ export class UploadSessions {
         throw error;
       }
       const verification = verificationOf(session);
-      if (verification?.state !== 'verifying' || (verification.verified < verification.size && Date.now() >= deadline)) {
+      if (verification?.state !== 'verifying' || this.outOfTime(session, verification, deadline)) {
         await this.metadata.releaseUpload(id, owner);
         return verification?.state;
       }
       await this.commit(await this.step(session, verification), owner);
     }
+  }
+
+  /**
+   * Whether the next step would end past `deadline`: a segment of hashing starts only before it;
+   * the last step (compare, publish) always fits unless it copies a front-door object, whose time
+   * grows with its size (up to 5 GiB).
+   */
+  private outOfTime(session: UploadSession, verification: Verification, deadline: number): boolean {
+    if (verification.verified < verification.size) return Date.now() >= deadline;
+    const copies = verification.source !== undefined && verification.source !== session.dataKey;
+    return copies && Date.now() + verification.size / COPY_BYTES_PER_MS >= deadline;
   }
 
   /** One segment of hashing, or the final comparison and publication; returns the session's next state. */

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { externalBackends, provision } from '../backends/provision.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -35,9 +36,11 @@ async function freePort(): Promise<number> {
 export async function startEmulatedRegistry(env: Record<string, string> = {}): Promise<EmulatedRegistry> {
   const dataDir = await mkdtemp(join(tmpdir(), 'berth-emulated-'));
   const port = await freePort();
+  // On the back-end run (MinIO + moto) the deployment is emulated on them, each registry on a fresh table and bucket.
+  const external = externalBackends() ? await provision('emulated') : {};
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', BERTH_DATA_DIR: dataDir, BERTH_EMULATE_LAMBDA: '1', ...env },
+    env: { ...process.env, ...external, PORT: String(port), HOST: '127.0.0.1', BERTH_DATA_DIR: dataDir, BERTH_EMULATE_LAMBDA: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log: string[] = [];
