@@ -309,6 +309,24 @@ test('manifests of the wrong shape → 400 MANIFEST_INVALID', async () => {
 
 // ---- pagination ----
 
+test('a manifest with a duplicate JSON key (top level, in a descriptor, in annotations) → 400 MANIFEST_INVALID; nothing stored', async () => {
+  const text = image.bytes.toString('utf8');
+  assert.ok(text.startsWith('{"schemaVersion":2,'), text.slice(0, 40));
+  const duplicates = [
+    text.replace('{"schemaVersion":2,', '{"schemaVersion":2,"schemaVersion":2,'),
+    // Last key wins in JSON.parse: this one would name a layer nothing has checked.
+    text.replace(`"digest":"${image.layer.digest}"`, `"digest":"${absentDigest()}","digest":"${image.layer.digest}"`),
+    text.replace(/}$/, ',"annotations":{"a":"1","\\u0061":"2"}}'),
+  ];
+  for (const duplicate of duplicates) {
+    const { response, digest } = await api.putManifest(REPO, 'duplicate', Buffer.from(duplicate), MediaTypes.ociManifest);
+    const [entry] = await expectError(response, 400, 'MANIFEST_INVALID', duplicate.slice(0, 120));
+    assert.match(entry.message, /duplicate key/);
+    await expectHeadStatus(await api.head(`/v2/${REPO}/manifests/${digest}`), 404, 'not stored by digest');
+  }
+  assert.deepEqual(await tags(), ['v1']);
+});
+
 test('negative n → 400; nothing else changes', async () => {
   for (const path of [`/v2/${REPO}/tags/list?n=-1`, '/v2/_catalog?n=-1', `/v2/${REPO}/tags/list?n=-0`]) {
     await expectError(await api.get(path), 400, ANY_SPEC_CODE, path);
