@@ -3,6 +3,7 @@
  *
  *   berth user add <name> --password-stdin --role reader|writer|admin [--repo <pattern>…]
  *   berth user passwd <name> --password-stdin
+ *   berth user unlock <name>        (forgets its failed logins)
  *   berth user list
  *   berth user remove <name>
  *   berth robot add <name> --role reader|writer|admin [--repo <pattern>…]   (prints the token once)
@@ -29,6 +30,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const USAGE = `usage:
   berth user add <name> --password-stdin --role reader|writer|admin [--repo <pattern>...]
   berth user passwd <name> --password-stdin
+  berth user unlock <name>         forget its failed logins (from every address)
   berth user list
   berth user remove <name>
   berth robot add <name> --role reader|writer|admin [--repo <pattern>...]
@@ -66,6 +68,7 @@ async function main(): Promise<void> {
   const key = `${group} ${command}`;
   if (key === 'user add') return addAccount(store, 'user', args[0], await readPassword());
   if (key === 'user passwd') return changePassword(store, args[0], await readPassword());
+  if (key === 'user unlock') return unlock(store, args[0]);
   if (key === 'user list') return listAccounts(store);
   if (key === 'user remove') return removeAccount(store, validName(args[0]));
   if (key === 'robot add') return addAccount(store, 'robot', args[0], generateRobotToken());
@@ -102,6 +105,13 @@ async function changePassword(store: DynamoMetadataStore, rawName: string | unde
   if (!account || account.kind !== 'user') throw new UsageError(`no such user: ${rawName}`);
   await store.putAccount({ ...account, passwordHash: await hashPassword(password), credentialVersion: account.credentialVersion + 1 });
   console.log(`password of ${account.name} changed; its refresh tokens no longer work`);
+}
+
+async function unlock(store: DynamoMetadataStore, rawName: string | undefined): Promise<void> {
+  const account = await store.getAccount(validName(rawName));
+  if (!account || account.kind !== 'user') throw new UsageError(`no such user: ${rawName}`);
+  const sources = await store.clearLoginFailures(account.name);
+  console.log(`unlocked ${account.name} (failed logins forgotten from ${sources} address${sources === 1 ? '' : 'es'})`);
 }
 
 async function listAccounts(store: DynamoMetadataStore): Promise<void> {
