@@ -9,38 +9,83 @@
  * largest chunk a deployment accepts.
  *
  * Environment: `PORT` (5000), `HOST` (0.0.0.0), `BERTH_DATA_DIR` (./.berth),
- * `BERTH_EMULATE_LAMBDA`, and the variables of functions/config.ts.
+ * `BERTH_EMULATE_LAMBDA`, and the variables of functions/config.ts. Mistakes a person can fix (a
+ * bad value, a port in use, a data folder another server holds) end it with one line on stderr.
  */
 import { resolve } from 'node:path';
-import { loadConfig } from '../../functions/config.js';
+import { ConfigError, loadConfig, type Config } from '../../functions/config.js';
 import { registryFor } from '../../functions/wiring.js';
-import { localTokenKey, startEmulators } from './emulators.js';
+import { DataDirInUse, localTokenKey, startEmulators, type Emulators } from './emulators.js';
 import { bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes } from './lambda-emulator.js';
 import { createRegistryServer } from './server.js';
 
 // The local stack runs on the machine's Node 20 by design; the SDK's notice about Node 22 is for Lambda.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+const USAGE = `usage: npm start            (npm start -- --help: this text)
+Serves the registry, by default at http://localhost:5000 on embedded DynamoDB and S3. Environment:
+  PORT, HOST                 where to listen (5000, 0.0.0.0)
+  BERTH_DATA_DIR             the data folder (./.berth); one server at a time
+  BERTH_AUTH                 off (anonymous full access, like registry:2; the default) or required
+  BERTH_S3_ENDPOINT, BERTH_DYNAMODB_ENDPOINT   other back ends instead of the embedded ones (both)
+  BERTH_TABLE, BERTH_BUCKET, AWS_REGION, BERTH_BLOB_DELIVERY, BERTH_PART_SIZE, BERTH_MAX_CHUNK
+  BERTH_EMULATE_LAMBDA=1     the bundled Lambda handler behind an emulated API Gateway HTTP API
+README.md ("Local server") explains each.`;
+
+/** Ends the process with one line a person can act on, no stack trace. */
+function fatal(message: string, exitCode: number): never {
+  console.error(`berth: ${message}`);
+  process.exit(exitCode);
+}
+
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (args.length > 0) fatal(`unknown argument ${args[0]}: npm start takes its settings from the environment (see npm start -- --help)`, 2);
+
 const port = Number(process.env.PORT ?? 5000);
+if (!/^\d{1,5}$/.test(process.env.PORT ?? '5000') || port > 65535) fatal(`invalid configuration: PORT: not a port number: ${process.env.PORT}`, 2);
 const host = process.env.HOST ?? '0.0.0.0';
 const dataDir = resolve(process.env.BERTH_DATA_DIR ?? '.berth');
-
-const external = Boolean(process.env.BERTH_S3_ENDPOINT && process.env.BERTH_DYNAMODB_ENDPOINT);
-const emulators = external ? undefined : await startEmulators(dataDir);
-if (emulators) Object.assign(process.env, emulators.env);
 // Like registry:2, anonymous full access unless BERTH_AUTH=required.
 process.env.BERTH_AUTH ??= 'off';
-process.env.BERTH_TOKEN_KEY ??= await localTokenKey(dataDir);
-
 const emulateLambda = process.env.BERTH_EMULATE_LAMBDA === '1';
-if (emulateLambda) {
-  // As deployed: blob GETs answer 307 to presigned S3 URLs (Lambda responses stop at 6 MB), and
-  // the POST that starts an upload advertises the largest chunk a request can carry.
-  process.env.BERTH_BLOB_DELIVERY = 'redirect';
-  process.env.BERTH_MAX_CHUNK ??= String(maxChunkBytes());
-  ensureBundle();
+
+const external = Boolean(process.env.BERTH_S3_ENDPOINT && process.env.BERTH_DYNAMODB_ENDPOINT);
+let emulators: Emulators | undefined;
+let config: Config;
+try {
+  // The login mode goes to endpoints.json with the endpoints: `npx berth user add` warns when it is off.
+  emulators = external ? undefined : await startEmulators(dataDir, { auth: process.env.BERTH_AUTH });
+  if (emulators) Object.assign(process.env, emulators.env);
+  process.env.BERTH_TOKEN_KEY ??= await localTokenKey(dataDir);
+  if (emulateLambda) {
+    // As deployed: blob GETs answer 307 to presigned S3 URLs (Lambda responses stop at 6 MB), and
+    // the POST that starts an upload advertises the largest chunk a request can carry.
+    process.env.BERTH_BLOB_DELIVERY = 'redirect';
+    process.env.BERTH_MAX_CHUNK ??= String(maxChunkBytes());
+  }
+  // Checked in both modes: the bundled handler reads the same variables, but only on its first request.
+  config = loadConfig();
+} catch (error) {
+  await emulators?.stop();
+  if (error instanceof DataDirInUse) fatal(error.message, 1);
+  if (error instanceof ConfigError) fatal(error.message, 2);
+  throw error;
 }
-const server = emulateLambda ? createLambdaEmulator({ loadHandler: bundleLoader() }) : createRegistryServer(registryFor(loadConfig()));
+if (emulateLambda) ensureBundle();
+const server = emulateLambda ? createLambdaEmulator({ loadHandler: bundleLoader() }) : createRegistryServer(registryFor(config));
+server.once('error', (error: NodeJS.ErrnoException) => {
+  const reasons: Record<string, string> = {
+    EADDRINUSE: 'the port is in use (another registry? set PORT to a free port)',
+    EACCES: 'permission denied (set PORT to 1024 or above)',
+    EADDRNOTAVAIL: 'this machine has no such address (set HOST)',
+  };
+  const message = `cannot listen on ${host}:${port}: ${reasons[error.code ?? ''] ?? error.message}`;
+  void (emulators?.stop() ?? Promise.resolve()).finally(() => fatal(message, 1));
+});
 server.listen(port, host, () => {
   const where = emulators ? `embedded DynamoDB and S3 under ${dataDir}` : `${process.env.BERTH_S3_ENDPOINT} and ${process.env.BERTH_DYNAMODB_ENDPOINT}`;
   const how = emulateLambda ? ', bundled Lambda handler behind an emulated API Gateway HTTP API' : '';

@@ -59,7 +59,7 @@ export async function startBackends(extra: Record<string, string> = {}): Promise
     return { config, label: 'external S3 + DynamoDB', dataDir, stop: () => rm(dataDir, { recursive: true, force: true }) };
   }
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
-  const emulators = await startEmulators(dir);
+  const emulators = await startEmulators(dir, { auth: overrides.BERTH_AUTH });
   const config = withCredentials(loadConfig({ ...emulators.env, ...overrides }));
   return {
     config,
