@@ -47,15 +47,16 @@ export function createRegistry(
   const uploads = new Uploads(metadata, store, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads });
   const dispatch = options.dispatch ?? inProcess(() => direct);
   const direct: DirectUploads = new DirectUploads(metadata, store, uploads, dispatch);
+  const tokens = new TokenService(options.tokenKey);
   return {
     maxChunk: options.maxChunk,
     dispatchVerification: dispatch,
-    auth: new Auth(options.auth, new TokenService(options.tokenKey), metadata, metadata),
+    auth: new Auth(options.auth, tokens, metadata, metadata),
     uploads,
     direct,
     blobs: new Blobs(metadata, store, options.delivery),
     manifests: new Manifests(metadata, store),
-    catalog: new Catalog(metadata),
+    catalog: new Catalog(metadata, tokens),
     search: new Search(metadata),
   };
 }

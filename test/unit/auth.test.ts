@@ -101,3 +101,16 @@ test('login attempts count per IPv4 address and per IPv6 /64; anything else is o
   assert.equal(sourceKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
   for (const odd of ['', 'localhost', '1.2.3', 'x'.repeat(300)]) assert.equal(sourceKey(odd), 'unknown', odd.slice(0, 10));
 });
+
+test('sealed positions: read back only by the deployment that sealed them, never the plain value in them', async () => {
+  const sealed = await tokens.seal('secret/repository');
+  assert.ok(!sealed.includes('secret') && /^[A-Za-z0-9_-]+$/.test(sealed), sealed);
+  assert.equal(await tokens.open(sealed), 'secret/repository');
+  assert.notEqual(await tokens.seal('secret/repository'), sealed, 'a fresh IV each time');
+  const other = new TokenService(async () => new Uint8Array(32).fill(2));
+  assert.equal(await other.open(sealed), undefined, 'another deployment');
+  const bytes = Buffer.from(sealed, 'base64url');
+  bytes[14] ^= 1;
+  assert.equal(await tokens.open(bytes.toString('base64url')), undefined, 'tampered');
+  for (const junk of ['', 'x', Buffer.from('secret/repository').toString('base64url')]) assert.equal(await tokens.open(junk), undefined, junk);
+});
