@@ -127,7 +127,7 @@ export class Auth {
     return this.respond(await this.login(username, password, source), scopes, audience, offline);
   }
 
-  /** `POST /token`, OAuth2 `grant_type=refresh_token`; the refresh token stays valid until it expires or the password changes. */
+  /** `POST /token`, OAuth2 `grant_type=refresh_token`; the refresh token stays valid until it expires or the account's credentials change (new password, `user revoke`, `robot rotate`). */
   async tokenForRefresh(refreshToken: string, scopes: Access[], audience: string): Promise<TokenResponse> {
     const { subject, credentialVersion } = await this.tokens.verifyRefresh(refreshToken, audience);
     const account = await this.accounts.getAccount(subject);
