@@ -3,11 +3,14 @@
  *
  *   berth user add <name> --password-stdin --role reader|writer|admin [--repo <pattern>…]
  *   berth user passwd <name> --password-stdin
+ *   berth user revoke <name>        (its refresh tokens stop working)
+ *   berth user unlock <name>        (forgets its failed logins)
  *   berth user list
  *   berth user remove <name>
  *   berth robot add <name> --role reader|writer|admin [--repo <pattern>…]   (prints the token once)
+ *   berth robot rotate <name>       (a new token, printed once; the old one stops working)
  *   berth robot remove <name>
- *   berth repo visibility <name> public|private
+ *   berth repo visibility <name> [public|private]
  *   berth repo describe <name> "<text>"
  *   berth push <registry>/<repository>[:<tag>] [--from …] [--path …]   (cli/push/command.ts)
  *
@@ -20,6 +23,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { accountName, repositoryPattern, ROBOT_PREFIX, ROLES, type Account, type Role } from '../functions/auth/accounts.js';
 import { generateRobotToken, hashPassword } from '../functions/auth/passwords.js';
+import { ACCESS_TOKEN_SECONDS } from '../functions/auth/tokens.js';
 import { parseRepositoryName } from '../functions/core/grammar.js';
 import { RegistryError } from '../functions/core/errors.js';
 import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dynamodb.js';
@@ -29,13 +33,17 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const USAGE = `usage:
   berth user add <name> --password-stdin --role reader|writer|admin [--repo <pattern>...]
   berth user passwd <name> --password-stdin
+  berth user revoke <name>         end its sessions: its refresh tokens stop working
+  berth user unlock <name>         forget its failed logins (from every address)
   berth user list
   berth user remove <name>
   berth robot add <name> --role reader|writer|admin [--repo <pattern>...]
+  berth robot rotate <name>        a new token, shown once; the old one stops working
   berth robot remove <name>
-  berth repo visibility <name> public|private
+  berth repo visibility <name> [public|private]
   berth repo describe <name> "<text>"
   berth push <registry>/<repository>[:<tag>] [--from docker|oci-layout|docker-archive] [--path <dir|file>]
+  berth --help | --version
 options: --stage <stage> [--region <region>] to administer a deployed stage`;
 
 /** A mistake of the operator's: printed without a stack, exit code 2. */
@@ -47,35 +55,80 @@ if (process.argv[2] === 'push') {
   process.exit(await pushCommand(process.argv.slice(3)));
 }
 
-const { values: options, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    'password-stdin': { type: 'boolean' },
-    role: { type: 'string' },
-    repo: { type: 'string', multiple: true },
-    stage: { type: 'string' },
-    region: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  },
-});
-
-async function main(): Promise<void> {
-  const [group, command, ...args] = positionals;
-  if (options.help || !group) return void console.log(USAGE);
-  const store = await openStore();
-  const key = `${group} ${command}`;
-  if (key === 'user add') return addAccount(store, 'user', args[0], await readPassword());
-  if (key === 'user passwd') return changePassword(store, args[0], await readPassword());
-  if (key === 'user list') return listAccounts(store);
-  if (key === 'user remove') return removeAccount(store, validName(args[0]));
-  if (key === 'robot add') return addAccount(store, 'robot', args[0], generateRobotToken());
-  if (key === 'robot remove') return removeAccount(store, ROBOT_PREFIX + validName(args[0]));
-  if (key === 'repo visibility') return setVisibility(store, args[0], args[1]);
-  if (key === 'repo describe') return describe(store, args[0], args[1]);
-  throw new UsageError(`unknown command: ${positionals.join(' ')}\n${USAGE}`);
+/** The command line; a mistake in it is a {@link UsageError} of one line. */
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        'password-stdin': { type: 'boolean' },
+        role: { type: 'string' },
+        repo: { type: 'string', multiple: true },
+        stage: { type: 'string' },
+        region: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+      },
+    });
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option ${/'([^']+)'/.exec(message)?.[1] ?? ''} (see berth --help)`);
+    if (code?.startsWith('ERR_PARSE_ARGS')) throw new UsageError(`${message.split('. ')[0].replace(/\.$/, '')} (see berth --help)`);
+    throw error;
+  }
 }
 
-async function addAccount(store: DynamoMetadataStore, kind: Account['kind'], rawName: string | undefined, secret: string): Promise<void> {
+/** The table to work on and, locally, the running server's login mode (undefined: not recorded). */
+interface Target {
+  store: DynamoMetadataStore;
+  auth?: string;
+  /** Where the server runs, for messages. */
+  where: string;
+}
+
+let options: ReturnType<typeof parseCommandLine>['values'] = {};
+
+async function main(): Promise<void> {
+  const commandLine = parseCommandLine();
+  options = commandLine.values;
+  const [group, command, ...args] = commandLine.positionals;
+  if (options.version) return void console.log(`berth ${await version()}`);
+  if (options.help || !group || group === 'help') return void console.log(USAGE);
+  const run = COMMANDS[`${group} ${command}`];
+  if (!run) throw new UsageError(`unknown command: ${commandLine.positionals.join(' ').slice(0, 100)} (see berth --help)`);
+  return run(await openStore(), args);
+}
+
+/** The commands by `<group> <command>`, with the arguments after those two words. */
+const COMMANDS: Record<string, (target: Target, args: string[]) => Promise<void>> = {
+  'user add': async (target, [name]) => addAccount(target, 'user', name, await readPassword()),
+  'user passwd': async ({ store }, [name]) => changePassword(store, name, await readPassword()),
+  'user revoke': ({ store }, [name]) => revoke(store, name),
+  'user unlock': ({ store }, [name]) => unlock(store, name),
+  'user list': ({ store }) => listAccounts(store),
+  'user remove': ({ store }, [name]) => removeAccount(store, validName(name)),
+  'robot add': (target, [name]) => addAccount(target, 'robot', name, generateRobotToken()),
+  'robot rotate': ({ store }, [name]) => rotate(store, name),
+  'robot remove': ({ store }, [name]) => removeAccount(store, ROBOT_PREFIX + validName(name)),
+  'repo visibility': (target, [name, value]) => visibility(target, name, value),
+  'repo describe': ({ store }, [name, text]) => describe(store, name, text),
+};
+
+async function version(): Promise<string> {
+  return (JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * Accounts and visibility change nothing while the server lets everyone in: say so, since
+ * `docker login` then "succeeds" with any password and hides it.
+ */
+function warnIfOpen(target: Target): void {
+  if (target.auth === undefined || target.auth === 'required') return;
+  console.error(`berth: warning: the registry on ${target.where} does not require logins (BERTH_AUTH=${target.auth}): anyone can pull, push and delete without an account, and docker login accepts any password; restart it with BERTH_AUTH=required`);
+}
+
+async function addAccount(target: Target, kind: Account['kind'], rawName: string | undefined, secret: string): Promise<void> {
+  const { store } = target;
   const name = (kind === 'robot' ? ROBOT_PREFIX : '') + validName(rawName);
   if (await store.getAccount(name)) throw new UsageError(`${name} exists already`);
   const repositories = (options.repo ?? []).map((pattern) => {
@@ -94,14 +147,54 @@ async function addAccount(store: DynamoMetadataStore, kind: Account['kind'], raw
   };
   await store.putAccount(account);
   console.log(`added ${kind} ${name} (${account.role}${repositories.length ? ` on ${repositories.join(', ')}` : ' on all repositories'})`);
-  if (kind === 'robot') console.log(`username: ${name}\ntoken:    ${secret}\n(shown once: keep it now)`);
+  if (kind === 'robot') printRobotToken(name, secret);
+  warnIfOpen(target);
+}
+
+function printRobotToken(name: string, token: string): void {
+  console.log(`username: ${name}\ntoken:    ${token}\n(shown once: keep it now)`);
 }
 
 async function changePassword(store: DynamoMetadataStore, rawName: string | undefined, password: string): Promise<void> {
-  const account = await store.getAccount(validName(rawName));
-  if (!account || account.kind !== 'user') throw new UsageError(`no such user: ${rawName}`);
-  await store.putAccount({ ...account, passwordHash: await hashPassword(password), credentialVersion: account.credentialVersion + 1 });
+  const account = await existing(store, 'user', rawName);
+  await replaceCredentials(store, account, await hashPassword(password));
   console.log(`password of ${account.name} changed; its refresh tokens no longer work`);
+}
+
+async function revoke(store: DynamoMetadataStore, rawName: string | undefined): Promise<void> {
+  const account = await existing(store, 'user', rawName);
+  await replaceCredentials(store, account, account.passwordHash);
+  console.log(`sessions of ${account.name} revoked: its refresh tokens no longer work (access tokens already issued expire within ${ACCESS_TOKEN_SECONDS / 60} minutes)`);
+}
+
+async function rotate(store: DynamoMetadataStore, rawName: string | undefined): Promise<void> {
+  const account = await existing(store, 'robot', rawName);
+  const token = generateRobotToken();
+  await replaceCredentials(store, account, await hashPassword(token));
+  console.log(`new token of ${account.name}; the old one no longer works`);
+  printRobotToken(account.name, token);
+}
+
+async function unlock(store: DynamoMetadataStore, rawName: string | undefined): Promise<void> {
+  const account = await existing(store, 'user', rawName);
+  const sources = await store.clearLoginFailures(account.name);
+  console.log(`unlocked ${account.name} (failed logins forgotten from ${sources} address${sources === 1 ? '' : 'es'})`);
+}
+
+/** The account of that kind and name. @throws UsageError when there is none. */
+async function existing(store: DynamoMetadataStore, kind: Account['kind'], rawName: string | undefined): Promise<Account> {
+  const name = (kind === 'robot' ? ROBOT_PREFIX : '') + validName(rawName);
+  const account = await store.getAccount(name);
+  if (!account || account.kind !== kind) throw new UsageError(`no such ${kind}: ${rawName}`);
+  return account;
+}
+
+/**
+ * Stores `passwordHash` and a new credential version: refresh tokens carry the version they were
+ * issued under (functions/auth/tokens.ts), so every one issued before stops working.
+ */
+async function replaceCredentials(store: DynamoMetadataStore, account: Account, passwordHash: string): Promise<void> {
+  await store.putAccount({ ...account, passwordHash, credentialVersion: account.credentialVersion + 1 });
 }
 
 async function listAccounts(store: DynamoMetadataStore): Promise<void> {
@@ -115,10 +208,18 @@ async function removeAccount(store: DynamoMetadataStore, name: string): Promise<
   console.log(`removed ${name}`);
 }
 
-async function setVisibility(store: DynamoMetadataStore, repository: string | undefined, visibility: string | undefined): Promise<void> {
-  if (visibility !== 'public' && visibility !== 'private') throw new UsageError('visibility is public or private');
-  await store.setVisibility(validRepository(repository), visibility);
-  console.log(`${repository} is ${visibility}`);
+/** Prints a repository's visibility, or sets it (warning when nothing was pushed there yet: a typo?). */
+async function visibility(target: Target, repository: string | undefined, value: string | undefined): Promise<void> {
+  const { store } = target;
+  const name = validRepository(repository);
+  if (value !== undefined && value !== 'public' && value !== 'private') throw new UsageError('visibility is public or private');
+  const current = await store.getRepository(name);
+  const pushed = current?.pushedAt !== undefined;
+  if (value === undefined) return void console.log(`${name} is ${current?.visibility ?? 'private'}${pushed ? '' : ' (nothing pushed there yet)'}`);
+  await store.setVisibility(name, value);
+  console.log(`${name} is ${value}`);
+  if (!pushed) console.error(`berth: warning: nothing has been pushed to ${name} yet; it will be ${value} when something is`);
+  warnIfOpen(target);
 }
 
 async function describe(store: DynamoMetadataStore, repository: string | undefined, text: string | undefined): Promise<void> {
@@ -156,11 +257,12 @@ async function readPassword(): Promise<string> {
 }
 
 /** The table of a deployed stage, or the one a running `npm start` serves from BERTH_DATA_DIR. */
-async function openStore(): Promise<DynamoMetadataStore> {
+async function openStore(): Promise<Target> {
   if (options.stage) {
     const region = options.region ?? process.env.AWS_REGION ?? 'us-east-1';
     const table = `berth-${options.stage}`;
-    return new DynamoMetadataStore(createDynamoClient({ table, region }), table);
+    // Deployments always require logins (serverless.yml).
+    return { store: new DynamoMetadataStore(createDynamoClient({ table, region }), table), auth: 'required', where: `stage ${options.stage}` };
   }
   const dataDir = resolve(process.env.BERTH_DATA_DIR ?? '.berth');
   let env: Record<string, string>;
@@ -171,7 +273,7 @@ async function openStore(): Promise<DynamoMetadataStore> {
   }
   const credentials = { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY };
   const settings = { table: env.BERTH_TABLE, region: 'us-east-1', endpoint: env.BERTH_DYNAMODB_ENDPOINT, credentials };
-  return new DynamoMetadataStore(createDynamoClient(settings), settings.table);
+  return { store: new DynamoMetadataStore(createDynamoClient(settings), settings.table), auth: env.BERTH_AUTH, where: dataDir };
 }
 
 main().catch((error: unknown) => {

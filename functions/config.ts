@@ -63,21 +63,24 @@ export interface Config {
   uploadKey?: { kind: 'inline'; base64: string; version: number } | { kind: 'secret'; id: string; version: number };
 }
 
+/** An environment variable with a value Berth cannot use; the message names each one (one line). */
+export class ConfigError extends Error {}
+
 /**
  * Reads the configuration from `env`.
- * @throws Error naming every invalid variable.
+ * @throws ConfigError naming every invalid variable.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
   if (!parsed.success) {
-    throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new ConfigError(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   const c = parsed.data;
   if (c.BERTH_BLOB_DELIVERY === 'frontdoor' && !c.BERTH_UPLOAD_KEY && !c.BERTH_UPLOAD_KEY_SECRET) {
     throw new Error('invalid configuration: BERTH_BLOB_DELIVERY=frontdoor needs BERTH_UPLOAD_KEY or BERTH_UPLOAD_KEY_SECRET');
   }
   if (c.BERTH_AUTH === 'required' && !c.BERTH_TOKEN_KEY && !c.BERTH_TOKEN_KEY_SECRET) {
-    throw new Error('invalid configuration: BERTH_AUTH=required needs BERTH_TOKEN_KEY or BERTH_TOKEN_KEY_SECRET');
+    throw new ConfigError('invalid configuration: BERTH_AUTH=required needs BERTH_TOKEN_KEY or BERTH_TOKEN_KEY_SECRET');
   }
   return {
     dynamo: { table: c.BERTH_TABLE, region: c.AWS_REGION, endpoint: c.BERTH_DYNAMODB_ENDPOINT },

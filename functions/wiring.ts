@@ -7,11 +7,14 @@ import type { PathKey } from './core/signed-paths.js';
 import type { Config } from './config.js';
 import { createRegistry, type Registry } from './core/registry.js';
 import { createDynamoClient, DynamoMetadataStore } from './storage/dynamodb.js';
+import type { AccountStore, MetadataStore } from './storage/ports.js';
 import { createS3Client, S3BlobStore } from './storage/s3.js';
 
-/** Builds the registry for `config`, with adapters on the configured endpoints. */
-export function registryFor(config: Config): Registry {
-  const metadata = new DynamoMetadataStore(createDynamoClient(config.dynamo), config.dynamo.table);
+/**
+ * Builds the registry for `config`, with adapters on the configured endpoints; `metadata` replaces
+ * the DynamoDB adapter (tests pass one that counts the calls reaching the real one).
+ */
+export function registryFor(config: Config, metadata: MetadataStore & AccountStore = new DynamoMetadataStore(createDynamoClient(config.dynamo), config.dynamo.table)): Registry {
   const store = new S3BlobStore(createS3Client(config.s3), config.s3.bucket);
   return createRegistry(metadata, store, {
     delivery: config.delivery,

@@ -3,6 +3,8 @@
  * caller is (Bearer token, Basic credentials, or nobody), what they may do, the token service
  * behind `/token`, and the 401 challenge that sends clients there.
  */
+import { isIPv4, isIPv6 } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fail, RegistryError } from '../core/errors.js';
 import type { AccountStore, MetadataStore, RepositoryInfo } from '../storage/ports.js';
 import { allows, formatScope, merge, type Access } from './access.js';
@@ -19,10 +21,21 @@ const ACCOUNT_NAME = /^(robot\$)?[a-z0-9][a-z0-9._-]{0,63}$/;
 /** Most scopes one token request may ask for; each costs a repository read. */
 const MAX_SCOPES = 20;
 
-/** Failed logins of one name allowed per window before the token service answers 429. */
+/**
+ * Login attempts of one name from one source address per window: each is counted before its
+ * password is checked, and only a right password gives its count back, so at most this many
+ * guesses per window and address reach the check, however many arrive at once.
+ */
 export const MAX_LOGIN_FAILURES = 5;
 /** The window in which failed logins are counted (ms). */
 export const LOGIN_WINDOW_MS = 15 * 60 * 1000;
+/**
+ * How long an attempt waits while the window is full of attempts still being checked (a client
+ * that logs in several times at once), and after how long it first asks again (then twice as
+ * long each time): the others' outcome decides.
+ */
+const LOGIN_QUEUE_MS = 3000;
+const LOGIN_RETRY_MS = 100;
 
 /** Where the token service is, for challenges: built from the request's own scheme and host. */
 export interface Realm {
@@ -64,7 +77,7 @@ export class Auth {
    * Identifies the caller of a request from its `Authorization` header.
    * @throws RegistryError UNAUTHORIZED (with a challenge) for a bad token or bad credentials.
    */
-  async caller(authorization: string | undefined, realm: Realm): Promise<Caller> {
+  async caller(authorization: string | undefined, realm: Realm, source: string): Promise<Caller> {
     if (this.mode === 'off') return EVERYTHING;
     const [scheme, value] = splitAuthorization(authorization);
     if (scheme === 'bearer') {
@@ -78,7 +91,7 @@ export class Auth {
     }
     if (scheme !== undefined && scheme !== 'basic') throw this.challenge(realm, []);
     let account: Account | undefined;
-    if (scheme === 'basic') account = await this.login(...decodeBasic(value)).catch(rethrowWith(this.challenge(realm, [])));
+    if (scheme === 'basic') account = await this.login(...decodeBasic(value), source).catch(rethrowWith(this.challenge(realm, [])));
     return {
       may: async (repository, action) => this.permits(account, await this.repository(repository), action),
       mayPull: async (repository) => this.permits(account, repository, 'pull'),
@@ -101,20 +114,20 @@ export class Auth {
     }
   }
 
-  /** `GET /token` with optional Basic credentials: a token for what was asked and is allowed. */
-  async tokenForBasic(authorization: string | undefined, scopes: Access[], audience: string, offline: boolean): Promise<TokenResponse> {
+  /** `GET /token` with optional Basic credentials from `source` (the client's address): a token for what was asked and is allowed. */
+  async tokenForBasic(authorization: string | undefined, scopes: Access[], audience: string, offline: boolean, source: string): Promise<TokenResponse> {
     const [scheme, value] = splitAuthorization(authorization);
-    const account = scheme === 'basic' ? await this.login(...decodeBasic(value)) : undefined;
+    const account = scheme === 'basic' ? await this.login(...decodeBasic(value), source) : undefined;
     if (scheme !== undefined && scheme !== 'basic') throw fail('UNAUTHORIZED', 'the token service takes Basic credentials');
     return this.respond(account, scopes, audience, offline);
   }
 
-  /** `POST /token`, OAuth2 `grant_type=password`. */
-  async tokenForPassword(username: string, password: string, scopes: Access[], audience: string, offline: boolean): Promise<TokenResponse> {
-    return this.respond(await this.login(username, password), scopes, audience, offline);
+  /** `POST /token`, OAuth2 `grant_type=password`, from `source` (the client's address). */
+  async tokenForPassword(username: string, password: string, scopes: Access[], audience: string, offline: boolean, source: string): Promise<TokenResponse> {
+    return this.respond(await this.login(username, password, source), scopes, audience, offline);
   }
 
-  /** `POST /token`, OAuth2 `grant_type=refresh_token`; the refresh token stays valid until it expires or the password changes. */
+  /** `POST /token`, OAuth2 `grant_type=refresh_token`; the refresh token stays valid until it expires or the account's credentials change (new password, `user revoke`, `robot rotate`). */
   async tokenForRefresh(refreshToken: string, scopes: Access[], audience: string): Promise<TokenResponse> {
     const { subject, credentialVersion } = await this.tokens.verifyRefresh(refreshToken, audience);
     const account = await this.accounts.getAccount(subject);
@@ -124,11 +137,14 @@ export class Auth {
   }
 
   /**
-   * Checks a name and password in constant time, slowing down guessing: after
-   * {@link MAX_LOGIN_FAILURES} failures of one name within {@link LOGIN_WINDOW_MS}, 429 until the window ends.
+   * Checks a name and password in constant time, slowing down guessing: the attempt is counted
+   * for the name and `source` (the client's address, see {@link sourceKey}) before the password
+   * is checked; after {@link MAX_LOGIN_FAILURES} failures within {@link LOGIN_WINDOW_MS}, 429
+   * until the window ends. Per address, so that a stranger's guesses do not lock out a colleague
+   * elsewhere; `npx berth user unlock` forgets them.
    * @throws RegistryError UNAUTHORIZED (same message whether or not the account exists), TOOMANYREQUESTS.
    */
-  async login(name: string, password: string): Promise<Account> {
+  async login(name: string, password: string, source: string): Promise<Account> {
     if (!ACCOUNT_NAME.test(name)) {
       // No such account can exist: spend the same time, touch no storage with the name.
       await verifyPassword(password, undefined);
@@ -137,16 +153,39 @@ export class Auth {
     // Robot tokens are 256-bit random, beyond guessing: counting their failures would only let
     // anyone lock a CI robot out.
     const counted = !name.startsWith(ROBOT_PREFIX);
-    const now = Date.now();
-    const failures = counted ? await this.accounts.loginFailures(name, now) : undefined;
-    if (failures && failures.count >= MAX_LOGIN_FAILURES) throw tooManyFailures(failures.resetAt - now);
-    const account = await this.accounts.getAccount(name);
-    if (await verifyPassword(password, account?.passwordHash)) {
-      if (failures) await this.accounts.clearLoginFailures(name);
-      return account!;
+    const address = sourceKey(source);
+    const claim = counted ? await this.claimAttempt(name, address) : undefined;
+    let account: Account | undefined;
+    let valid: boolean;
+    try {
+      account = await this.accounts.getAccount(name);
+      valid = await verifyPassword(password, account?.passwordHash);
+    } catch (error) {
+      // Not the caller's failure: the attempt does not count.
+      if (claim) await this.accounts.releaseLoginAttempt(name, address, claim.resetAt).catch(() => undefined);
+      throw error;
     }
-    if (counted) await this.accounts.recordLoginFailure(name, now, LOGIN_WINDOW_MS);
-    throw fail('UNAUTHORIZED', 'invalid username or password');
+    if (claim) await (valid ? this.accounts.releaseLoginAttempt(name, address, claim.resetAt) : this.accounts.recordLoginFailure(name, address, claim.resetAt));
+    if (!valid) throw fail('UNAUTHORIZED', 'invalid username or password');
+    return account!;
+  }
+
+  /**
+   * Counts a login attempt before its password is checked.
+   * @throws RegistryError TOOMANYREQUESTS once the window holds {@link MAX_LOGIN_FAILURES} failures,
+   *   or when it stays full of attempts still being checked for {@link LOGIN_QUEUE_MS}.
+   */
+  private async claimAttempt(name: string, source: string): Promise<{ resetAt: number }> {
+    const deadline = Date.now() + LOGIN_QUEUE_MS;
+    for (let wait = LOGIN_RETRY_MS; ; wait *= 2) {
+      const now = Date.now();
+      const attempt = await this.accounts.claimLoginAttempt(name, source, now, LOGIN_WINDOW_MS, MAX_LOGIN_FAILURES);
+      if (attempt.claimed) return attempt;
+      if (attempt.failures >= MAX_LOGIN_FAILURES) throw tooMany('too many failed logins', attempt.resetAt - now);
+      if (now >= deadline) throw tooMany('too many logins at once', 1000);
+      // Jitter spreads the waiting attempts' retries apart.
+      await sleep(Math.min(wait * (0.5 + Math.random()), deadline - now));
+    }
   }
 
   /** 401 with `WWW-Authenticate: Bearer realm=…,service=…,scope=…`. */
@@ -224,9 +263,26 @@ function rethrowWith(challenge: RegistryError) {
   };
 }
 
-function tooManyFailures(retryMs: number) {
+function tooMany(what: string, retryMs: number) {
   const seconds = Math.max(1, Math.ceil(retryMs / 1000));
-  return fail('TOOMANYREQUESTS', `too many failed logins; try again in ${seconds} s`, null, { headers: { 'Retry-After': String(seconds) } });
+  return fail('TOOMANYREQUESTS', `${what}; try again in ${seconds} s`, null, { headers: { 'Retry-After': String(seconds) } });
+}
+
+/**
+ * The address login attempts are counted against: an IPv4 address (IPv4-mapped IPv6 included)
+ * as it is, an IPv6 address by its /64 prefix (one host usually holds a whole /64, so counting
+ * single addresses would give it 2^64 times the guesses), anything else as `unknown`.
+ */
+export function sourceKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1];
+  if (isIPv4(address)) return address;
+  if (!isIPv6(address)) return 'unknown';
+  const [head, tail = ''] = address.toLowerCase().split('%')[0].split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = address.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => Number.parseInt(g, 16).toString(16)).join(':')}::/64`;
 }
 
 function toResponse(access: IssuedToken, refresh?: IssuedToken): TokenResponse {

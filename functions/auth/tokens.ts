@@ -5,6 +5,7 @@
  * `iss`, `aud`, `exp` and `nbf` (jose); header fields such as `jwk`, `jku` or `kid` are never
  * used to choose a key.
  */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 import { fail } from '../core/errors.js';
@@ -79,6 +80,36 @@ export class TokenService {
       .setJti(crypto.randomUUID())
       .sign(await this.signingKey());
     return { token, expiresIn: seconds, issuedAt: new Date(now * 1000).toISOString() };
+  }
+
+  /**
+   * Encrypts `value` so that only this deployment can read it (AES-256-GCM under a key derived
+   * from the signing key with HKDF): for positions a caller may hold but not read (core/catalog.ts).
+   * @returns base64url of IV, ciphertext and tag.
+   */
+  async seal(value: string): Promise<string> {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', await this.sealingKey(), iv);
+    const body = Buffer.concat([cipher.update(value, 'utf8'), cipher.final()]);
+    return Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url');
+  }
+
+  /** What {@link seal} sealed, or undefined for anything else (tampered, another deployment's). */
+  async open(sealed: string): Promise<string | undefined> {
+    const bytes = Buffer.from(sealed, 'base64url');
+    if (bytes.length < 12 + 16) return undefined;
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', await this.sealingKey(), bytes.subarray(0, 12));
+      decipher.setAuthTag(bytes.subarray(bytes.length - 16));
+      return Buffer.concat([decipher.update(bytes.subarray(12, bytes.length - 16)), decipher.final()]).toString('utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The sealing key: never the signing key itself (one key, one algorithm). */
+  private async sealingKey(): Promise<Buffer> {
+    return Buffer.from(hkdfSync('sha256', await this.signingKey(), new Uint8Array(0), 'berth sealed positions', 32));
   }
 
   private signingKey(): Promise<Uint8Array> {

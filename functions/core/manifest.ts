@@ -142,16 +142,65 @@ function parseImageIndex(json: Record<string, unknown>, type: string): ParsedMan
 }
 
 function parseJson(bytes: Uint8Array): Record<string, unknown> {
+  const text = Buffer.from(bytes).toString('utf8');
   let json: unknown;
   try {
-    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    json = JSON.parse(text);
   } catch (error) {
     throw fail('MANIFEST_INVALID', `manifest is not valid JSON: ${(error as Error).message.slice(0, 200)}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw fail('MANIFEST_INVALID', 'manifest must be a JSON object');
   }
+  // JSON.parse keeps the last of duplicate keys, other parsers the first: a manifest that means
+  // one thing to Berth and another to a client or scanner is refused (RFC 8259 §4 "SHOULD be unique").
+  const duplicate = duplicateKey(text);
+  if (duplicate !== undefined) throw fail('MANIFEST_INVALID', `manifest has a duplicate key: ${JSON.stringify(duplicate.slice(0, 100))}`);
   return json as Record<string, unknown>;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * The first object key that occurs twice in one object of `text`, at any depth, or undefined.
+ * `text` must be valid JSON (checked by JSON.parse first): this only tracks structure. Keys are
+ * compared after unescaping, so `"a"` and `"\u0061"` are the same key. One pass, no allocation
+ * but the key sets: a 4 MiB manifest takes milliseconds.
+ */
+export function duplicateKey(text: string): string | undefined {
+  // One entry per open container: the keys seen so far of an object, null for an array.
+  const open: (Set<string> | null)[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      const start = i;
+      let escaped = false;
+      for (i++; text.charCodeAt(i) !== QUOTE; i++) {
+        if (text.charCodeAt(i) === BACKSLASH) {
+          escaped = true;
+          i++;
+        }
+      }
+      if (!expectKey) continue;
+      const key = escaped ? (JSON.parse(text.slice(start, i + 1)) as string) : text.slice(start + 1, i);
+      const keys = open[open.length - 1]!;
+      if (keys.has(key)) return key;
+      keys.add(key);
+      expectKey = false;
+    } else if (c === 0x7b /* { */) {
+      open.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      open.push(null);
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      open.pop();
+    } else if (c === 0x2c /* , */) {
+      expectKey = open[open.length - 1] !== null;
+    }
+  }
+  return undefined;
 }
 
 /** Without `Content-Type` or `mediaType`, the shape decides (as image-spec allows for OCI types). */

@@ -58,17 +58,18 @@ export function createRegistry(
   const uploads = new Uploads(sessions, store, findLink, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads });
   const dispatch = options.dispatch ?? inProcess(sessions);
   const direct = new DirectUploads(sessions, store, dispatch);
+  const tokens = new TokenService(options.tokenKey);
   return {
     maxChunk: options.maxChunk,
     dispatchVerification: dispatch,
-    auth: new Auth(options.auth, new TokenService(options.tokenKey), metadata, metadata),
+    auth: new Auth(options.auth, tokens, metadata, metadata),
     sessions,
     uploads,
     direct,
     frontDoor,
     blobs: new Blobs(metadata, store, options.delivery, findLink, (blob) => frontDoor.blobPath(blob)),
     manifests: new Manifests(metadata, store, findLink),
-    catalog: new Catalog(metadata),
+    catalog: new Catalog(metadata, tokens),
     search: new Search(metadata),
   };
 }

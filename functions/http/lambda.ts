@@ -19,6 +19,7 @@ export function requestFromEvent(event: APIGatewayProxyEventV2): HttpRequest {
     query: new URLSearchParams(event.rawQueryString ?? ''),
     headers,
     body: bodyOf(body),
+    sourceIp: event.requestContext.http.sourceIp ?? '',
   };
 }
 

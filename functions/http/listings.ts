@@ -2,6 +2,7 @@
 import { isRepositoryName, isTag, parseDigest } from '../core/grammar.js';
 import { fail } from '../core/errors.js';
 import { MediaTypes } from '../core/manifest.js';
+import { isSealedPosition } from '../core/catalog.js';
 import type { Registry } from '../core/registry.js';
 import { linkHeader, parseLimit } from './pagination.js';
 import { json, type AuthorizedRequest, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
@@ -19,10 +20,10 @@ export async function listTags(registry: Registry, request: HttpRequest, { name 
   return json(200, { name, tags: page.items }, linkHeader(`/v2/${name}/tags/list`, limit, page));
 }
 
-/** GET /v2/_catalog?n=&last= */
+/** GET /v2/_catalog?n=&last= — `last` is a repository name, or a sealed position (see core/catalog.ts). */
 export async function listRepositories(registry: Registry, request: AuthorizedRequest): Promise<HttpResponse> {
   const limit = parseLimit(request.query.get('n'));
-  const last = cursor(request, isRepositoryName, 'NAME_INVALID');
+  const last = cursor(request, (value) => isRepositoryName(value) || isSealedPosition(value), 'NAME_INVALID');
   const page = await registry.catalog.list(limit, last, (repository) => request.caller.mayPull(repository));
   return json(200, { repositories: page.items }, linkHeader('/v2/_catalog', limit, page));
 }

@@ -106,7 +106,7 @@ async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpR
     if (params.name !== undefined) parseRepositoryName(params.name);
     const realm = realmOf(request);
     const authorization = request.headers.authorization;
-    const caller = needs === 'public' ? PUBLIC : await registry.auth.caller(authorization, realm);
+    const caller = needs === 'public' ? PUBLIC : await registry.auth.caller(authorization, realm, request.sourceIp);
     if (typeof needs === 'function') await registry.auth.require(caller, needs(params), realm, authorization, wants?.(request));
     return handler(registry, { ...request, caller }, params);
   }

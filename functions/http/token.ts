@@ -19,7 +19,7 @@ export async function getToken(registry: Registry, request: HttpRequest): Promis
   const { host } = realmOf(request);
   const scopes = parseScopes(request.query.getAll('scope'), host);
   const offline = request.query.get('offline_token') === 'true';
-  return json(200, await registry.auth.tokenForBasic(request.headers.authorization, scopes, host, offline), NO_STORE);
+  return json(200, await registry.auth.tokenForBasic(request.headers.authorization, scopes, host, offline, request.sourceIp), NO_STORE);
 }
 
 /** POST /token (application/x-www-form-urlencoded) */
@@ -30,7 +30,7 @@ export async function postToken(registry: Registry, request: HttpRequest): Promi
   const grant = form.get('grant_type');
   if (grant === 'password') {
     const offline = form.get('access_type') === 'offline';
-    return json(200, await registry.auth.tokenForPassword(form.get('username') ?? '', form.get('password') ?? '', scopes, host, offline), NO_STORE);
+    return json(200, await registry.auth.tokenForPassword(form.get('username') ?? '', form.get('password') ?? '', scopes, host, offline, request.sourceIp), NO_STORE);
   }
   if (grant === 'refresh_token') {
     return json(200, await registry.auth.tokenForRefresh(form.get('refresh_token') ?? '', scopes, host), NO_STORE);

@@ -17,6 +17,12 @@ export interface HttpRequest {
   /** Header values by lower-case name. */
   headers: Record<string, string | undefined>;
   body: BodyStream;
+  /**
+   * The client's IP address as the transport saw it (node:http: the socket's peer; Lambda: the
+   * HTTP API's `requestContext.http.sourceIp`); never a header a client can set. Login attempts
+   * are counted per account and this address.
+   */
+  sourceIp: string;
 }
 
 /** A response; transports write it out (Lambda: base64 in the result, node:http: to the socket). */

@@ -1,6 +1,6 @@
 /** Blob upload endpoints: POST (start, monolithic, mount), PATCH, PUT, GET status, DELETE. */
 import { fail } from '../core/errors.js';
-import { parseDigest, parseRepositoryName } from '../core/grammar.js';
+import { isDigest, isRepositoryName, parseDigest } from '../core/grammar.js';
 import { parseContentRange } from '../core/range.js';
 import type { Registry } from '../core/registry.js';
 import { uploadHeaders } from '../core/sessions.js';
@@ -16,8 +16,10 @@ export async function startUpload(registry: Registry, request: AuthorizedRequest
   const mount = query.get('mount');
   const from = query.get('from');
   // A mount needs pull on the source; without it the blob's existence there must not show (202, never 201).
-  if (mount !== null && from !== null && (await request.caller.may(parseRepositoryName(from), 'pull'))) {
-    const blob = await registry.uploads.mount(name, parseDigest(mount), from);
+  // A mount that cannot happen, a malformed `mount` or `from` included, falls back to a new upload
+  // session: distribution-spec "Mounting a blob from another repository" (SHOULD), as registry:2 does.
+  if (mount !== null && from !== null && isDigest(mount) && isRepositoryName(from) && (await request.caller.may(from, 'pull'))) {
+    const blob = await registry.uploads.mount(name, mount, from);
     if (blob) return created(name, blob);
   }
   const digest = query.get('digest');

@@ -11,7 +11,7 @@
  * | repository      | `CATALOG`           | `<name>`                       |
  * | upload session  | `UPLOAD#<id>`       | `UPLOAD`                       |
  * | account         | `ACCOUNT`           | `<name>`                       |
- * | failed logins   | `LOGIN#<name>`      | `LOGIN`                        |
+ * | login attempts  | `LOGIN#<name>`      | `<source address>`             |
  *
  * Sort keys order tags and repositories lexically, so listings are single ordered queries.
  * No transactions (the embedded emulator lacks them): every multi-item change is ordered so
@@ -34,7 +34,7 @@ import {
   type AccountStore,
   type BlobRecord,
   type Descriptor,
-  type LoginFailures,
+  type LoginAttempt,
   type ManifestRecord,
   type MetadataStore,
   type Page,
@@ -61,6 +61,7 @@ type Item = Record<string, unknown>;
 
 const repoKey = (repository: string) => `REPO#${repository}`;
 const uploadKey = (id: string) => ({ pk: `UPLOAD#${id}`, sk: 'UPLOAD' });
+const loginKey = (name: string, source: string) => ({ pk: `LOGIN#${name}`, sk: source });
 
 /** {@link MetadataStore} and {@link AccountStore} on one DynamoDB table. */
 export class DynamoMetadataStore implements MetadataStore, AccountStore {
@@ -280,32 +281,70 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
     return items.map(toAccount);
   }
 
-  async loginFailures(name: string, now: number): Promise<LoginFailures | undefined> {
-    const item = await this.get({ pk: `LOGIN#${name}`, sk: 'LOGIN' });
-    if (!item || (item.resetAt as number) <= now) return undefined;
-    return { count: item.count as number, resetAt: item.resetAt as number };
+  async claimLoginAttempt(name: string, source: string, now: number, windowMs: number, max: number): Promise<LoginAttempt> {
+    const key = loginKey(name, source);
+    // Two tries: the window may end between the two conditional writes.
+    for (let tries = 0; tries < 2; tries++) {
+      const resetAt = now + windowMs;
+      const fresh = { attempts: 1, failures: 0, resetAt, expiresAt: Math.ceil(resetAt / 1000) };
+      if (await this.putIf({ ...key, ...fresh }, 'attribute_not_exists(pk) OR resetAt <= :now', { ':now': now })) return { claimed: true, resetAt };
+      try {
+        const result = await this.db.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: key,
+            UpdateExpression: 'ADD #attempts :one',
+            ConditionExpression: 'resetAt > :now AND #attempts < :max',
+            ExpressionAttributeNames: { '#attempts': 'attempts' },
+            ExpressionAttributeValues: { ':one': 1, ':now': now, ':max': max },
+            ReturnValues: 'ALL_NEW',
+          }),
+        );
+        return { claimed: true, resetAt: result.Attributes!.resetAt as number };
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+      const item = await this.get(key);
+      if (item && (item.resetAt as number) > now) return { claimed: false, failures: item.failures as number, resetAt: item.resetAt as number };
+    }
+    return { claimed: false, failures: 0, resetAt: now + 1000 };
   }
 
-  async recordLoginFailure(name: string, now: number, windowMs: number): Promise<LoginFailures> {
-    const key = { pk: `LOGIN#${name}`, sk: 'LOGIN' };
-    const fresh = { count: 1, resetAt: now + windowMs, expiresAt: Math.ceil((now + windowMs) / 1000) };
-    // A new window replaces an expired one; within a window the count grows atomically.
-    if (await this.putIf({ ...key, ...fresh }, 'attribute_not_exists(pk) OR resetAt <= :now', { ':now': now })) return fresh;
-    const result = await this.db.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: key,
-        UpdateExpression: 'ADD #count :one',
-        ExpressionAttributeNames: { '#count': 'count' },
-        ExpressionAttributeValues: { ':one': 1 },
-        ReturnValues: 'ALL_NEW',
-      }),
-    );
-    return { count: result.Attributes!.count as number, resetAt: result.Attributes!.resetAt as number };
+  releaseLoginAttempt(name: string, source: string, resetAt: number): Promise<void> {
+    return this.addToLoginWindow(name, source, resetAt, 'attempts', -1);
   }
 
-  async clearLoginFailures(name: string): Promise<void> {
-    await this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk: `LOGIN#${name}`, sk: 'LOGIN' } }));
+  recordLoginFailure(name: string, source: string, resetAt: number): Promise<void> {
+    return this.addToLoginWindow(name, source, resetAt, 'failures', 1);
+  }
+
+  /** Adds `delta` to a counter of the attempt item, only while its window is the one of the claim. */
+  private async addToLoginWindow(name: string, source: string, resetAt: number, counter: 'attempts' | 'failures', delta: number): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: loginKey(name, source),
+          UpdateExpression: 'ADD #counter :delta',
+          ConditionExpression: 'resetAt = :resetAt',
+          ExpressionAttributeNames: { '#counter': counter },
+          ExpressionAttributeValues: { ':delta': delta, ':resetAt': resetAt },
+        }),
+      );
+    } catch (error) {
+      // A new window (or an unlock) replaced the claim's: nothing of it is left to change.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  async clearLoginFailures(name: string): Promise<number> {
+    const items = await this.queryAll({
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': `LOGIN#${name}` },
+    });
+    for (const item of items) await this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk: item.pk, sk: item.sk } }));
+    return items.length;
   }
 
   /** One page of items whose sort key starts with `prefix`, after `prefix + last`. */

@@ -228,23 +228,33 @@ export interface MetadataStore {
   listRepositories(limit: number, last?: string): Promise<Page<RepositoryInfo>>;
 }
 
-/** Failed logins of one account name within a window. */
-export interface LoginFailures {
-  count: number;
-  /** Epoch ms when the window ends and the count starts again. */
-  resetAt: number;
-}
+/**
+ * The outcome of claiming a login attempt of one account name from one source address. Claims
+ * are counted in a window before the password is checked, so parallel guesses cannot all slip
+ * in before the first failure is recorded.
+ */
+export type LoginAttempt =
+  /** Counted: check the password, then release the claim (success) or record a failure. */
+  | { claimed: true; resetAt: number }
+  /** Not counted: the window already holds `max` attempts, `failures` of them failed. */
+  | { claimed: false; failures: number; resetAt: number };
 
-/** Users and robot accounts, and their failed logins (DynamoDB semantics). */
+/** Users and robot accounts, and the login attempts counted against them (DynamoDB semantics). */
 export interface AccountStore {
   getAccount(name: string): Promise<Account | undefined>;
   putAccount(account: Account): Promise<void>;
   /** False when there was no such account. */
   deleteAccount(name: string): Promise<boolean>;
   listAccounts(): Promise<Account[]>;
-  /** Failed logins of `name` in the current window, if any. */
-  loginFailures(name: string, now: number): Promise<LoginFailures | undefined>;
-  /** Counts one more failed login of `name`; a new window of `windowMs` starts when none is open. */
-  recordLoginFailure(name: string, now: number, windowMs: number): Promise<LoginFailures>;
-  clearLoginFailures(name: string): Promise<void>;
+  /**
+   * Atomically counts one more login attempt of `name` from `source` in the open window (a new
+   * window of `windowMs` starts when none is open), unless the window holds `max` already.
+   */
+  claimLoginAttempt(name: string, source: string, now: number, windowMs: number, max: number): Promise<LoginAttempt>;
+  /** Gives back an attempt claimed in the window ending at `resetAt` (its password was right). */
+  releaseLoginAttempt(name: string, source: string, resetAt: number): Promise<void>;
+  /** Marks an attempt claimed in the window ending at `resetAt` as failed; it stays counted. */
+  recordLoginFailure(name: string, source: string, resetAt: number): Promise<void>;
+  /** Forgets the attempts of `name` from every source (unlock); returns how many sources had some. */
+  clearLoginFailures(name: string): Promise<number>;
 }

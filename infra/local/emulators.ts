@@ -7,7 +7,7 @@
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -47,13 +47,24 @@ export async function createTable(endpoint: string, table: string, region = 'us-
   }
 }
 
+/** Thrown when another live process serves the data folder. */
+export class DataDirInUse extends Error {
+  constructor(dataDir: string, pid: number) {
+    super(`the data folder ${dataDir} is in use by another running Berth server (pid ${pid}): stop it, or set BERTH_DATA_DIR to another folder`);
+  }
+}
+
 /**
  * Starts both emulators with data under `dataDir` (created if missing) on ephemeral loopback
  * ports and writes their endpoints to `<dataDir>/endpoints.json`, so that other processes (the
- * `berth` CLI) can reach the same data while the server runs.
+ * `berth` CLI) can reach the same data while the server runs; with `auth`, the server's login
+ * mode too, so that the CLI can say when accounts it adds are not needed for access.
+ * @throws DataDirInUse when another running server holds `dataDir` (see {@link lockDataDir}).
  */
-export async function startEmulators(dataDir: string, names = { table: 'berth', bucket: 'berth' }): Promise<Emulators> {
+export async function startEmulators(dataDir: string, options: { auth?: string } = {}): Promise<Emulators> {
+  const names = { table: 'berth', bucket: 'berth' };
   await mkdir(join(dataDir, 's3'), { recursive: true });
+  const unlock = await lockDataDir(dataDir);
   const dynamo: Server = dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolve, reject) => dynamo.once('error', reject).listen(0, '127.0.0.1', resolve));
   const s3 = new S3rver({
@@ -75,14 +86,48 @@ export async function startEmulators(dataDir: string, names = { table: 'berth', 
     AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey,
   };
-  await writeFile(join(dataDir, 'endpoints.json'), JSON.stringify(env, null, 2));
+  const record = options.auth === undefined ? env : { ...env, BERTH_AUTH: options.auth };
+  await writeFile(join(dataDir, 'endpoints.json'), JSON.stringify(record, null, 2));
   return {
     env,
     async stop() {
       await s3.close();
       await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+      await unlock();
     },
   };
+}
+
+/**
+ * Takes `<dataDir>/server.lock` (the holder's PID) for this process and returns its release. The
+ * embedded DynamoDB's files serve one process at a time: a second server on them would start,
+ * overwrite endpoints.json, and fail on its first request with "Database is closed". A lock whose
+ * process is gone (or is this one: a container's PID 1 again) is stale and taken over.
+ * @throws DataDirInUse when a live process holds the lock.
+ */
+async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+  const file = join(dataDir, 'server.lock');
+  for (;;) {
+    try {
+      await writeFile(file, String(process.pid), { flag: 'wx' });
+      return () => rm(file, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder)) throw new DataDirInUse(dataDir, holder);
+    await rm(file, { force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**

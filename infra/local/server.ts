@@ -65,6 +65,8 @@ function toRequest(req: IncomingMessage, received: { bytes: number }): HttpReque
     query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
     headers,
     body: { chunks: clientBody(req, received), length: length === undefined ? undefined : Number(length) },
+    // The peer of the connection: X-Forwarded-For is the client's to write, so it is not used.
+    sourceIp: req.socket.remoteAddress ?? '',
   };
 }
 

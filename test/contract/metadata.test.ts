@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
-import { UploadConflict, type MetadataStore, type UploadSession } from '../../functions/storage/ports.js';
+import { UploadConflict, type AccountStore, type MetadataStore, type UploadSession } from '../../functions/storage/ports.js';
 import { startBackends, type Backends } from '../support/stack.js';
 
 let backends: Backends;
-let store: MetadataStore;
+let store: MetadataStore & AccountStore;
 before(async () => {
   backends = await startBackends();
   store = new DynamoMetadataStore(createDynamoClient(backends.config.dynamo), backends.config.dynamo.table);
@@ -112,5 +112,24 @@ describe('MetadataStore contract', () => {
     await store.setVisibility('future', 'public');
     await store.setDescription('future', 'set by an admin');
     assert.deepEqual(await store.getRepository('future'), { name: 'future', visibility: 'public', pushedAt: undefined, description: 'set by an admin' });
+  });
+
+  test('login attempts: claimed atomically, at most max per window and source, however many arrive at once', async () => {
+    const now = Date.now();
+    const claims = await Promise.all(Array.from({ length: 20 }, () => store.claimLoginAttempt('carol', '192.0.2.1', now, 60_000, 5)));
+    assert.equal(claims.filter((c) => c.claimed).length, 5, 'exactly max of 20 parallel claims are counted');
+    assert.deepEqual(claims.find((c) => !c.claimed), { claimed: false, failures: 0, resetAt: now + 60_000 });
+    // A right password gives its claim back; a wrong one keeps it, as a failure.
+    await store.releaseLoginAttempt('carol', '192.0.2.1', now + 60_000);
+    assert.equal((await store.claimLoginAttempt('carol', '192.0.2.1', now, 60_000, 5)).claimed, true);
+    for (let i = 0; i < 5; i++) await store.recordLoginFailure('carol', '192.0.2.1', now + 60_000);
+    assert.deepEqual(await store.claimLoginAttempt('carol', '192.0.2.1', now, 60_000, 5), { claimed: false, failures: 5, resetAt: now + 60_000 });
+    // Another source, and the next window, count on their own.
+    assert.equal((await store.claimLoginAttempt('carol', '192.0.2.2', now, 60_000, 5)).claimed, true);
+    assert.deepEqual(await store.claimLoginAttempt('carol', '192.0.2.1', now + 60_000, 60_000, 5), { claimed: true, resetAt: now + 120_000 });
+    // A claim of an ended window changes nothing in the new one.
+    await store.recordLoginFailure('carol', '192.0.2.1', now + 60_000);
+    assert.equal(await store.clearLoginFailures('carol'), 2, 'unlock forgets every source');
+    assert.deepEqual(await store.claimLoginAttempt('carol', '192.0.2.1', now, 60_000, 5), { claimed: true, resetAt: now + 60_000 });
   });
 });

@@ -309,6 +309,24 @@ test('manifests of the wrong shape → 400 MANIFEST_INVALID', async () => {
 
 // ---- pagination ----
 
+test('a manifest with a duplicate JSON key (top level, in a descriptor, in annotations) → 400 MANIFEST_INVALID; nothing stored', async () => {
+  const text = image.bytes.toString('utf8');
+  assert.ok(text.startsWith('{"schemaVersion":2,'), text.slice(0, 40));
+  const duplicates = [
+    text.replace('{"schemaVersion":2,', '{"schemaVersion":2,"schemaVersion":2,'),
+    // Last key wins in JSON.parse: this one would name a layer nothing has checked.
+    text.replace(`"digest":"${image.layer.digest}"`, `"digest":"${absentDigest()}","digest":"${image.layer.digest}"`),
+    text.replace(/}$/, ',"annotations":{"a":"1","\\u0061":"2"}}'),
+  ];
+  for (const duplicate of duplicates) {
+    const { response, digest } = await api.putManifest(REPO, 'duplicate', Buffer.from(duplicate), MediaTypes.ociManifest);
+    const [entry] = await expectError(response, 400, 'MANIFEST_INVALID', duplicate.slice(0, 120));
+    assert.match(entry.message, /duplicate key/);
+    await expectHeadStatus(await api.head(`/v2/${REPO}/manifests/${digest}`), 404, 'not stored by digest');
+  }
+  assert.deepEqual(await tags(), ['v1']);
+});
+
 test('negative n → 400; nothing else changes', async () => {
   for (const path of [`/v2/${REPO}/tags/list?n=-1`, '/v2/_catalog?n=-1', `/v2/${REPO}/tags/list?n=-0`]) {
     await expectError(await api.get(path), 400, ANY_SPEC_CODE, path);
@@ -491,12 +509,24 @@ test('a 128-character tag is valid', async () => {
 
 // ---- mounts ----
 
-test('a mount with a malformed digest → 400 DIGEST_INVALID; with a malformed `from` → 400 NAME_INVALID', async () => {
+test('a mount with a malformed `mount` or `from` falls back to a new upload session (202), as the spec says a registry SHOULD', async () => {
   const repo = uniqueRepo('err');
-  await expectError(await api.fetch(`/v2/${repo}/blobs/uploads/?mount=sha256:xyz&from=${REPO}`, { method: 'POST' }), 400, 'DIGEST_INVALID', 'mount digest');
-  await expectError(await api.fetch(`/v2/${repo}/blobs/uploads/?mount=${image.layer.digest}&from=Bad/Name`, { method: 'POST' }), 400, 'NAME_INVALID', 'from');
-  await expectError(await api.fetch(`/v2/${repo}/blobs/uploads/?mount=${image.layer.digest}&from=a/../errors/base`, { method: 'POST' }), 400, 'NAME_INVALID', 'from traversal');
+  const queries = [
+    `mount=sha256:xyz&from=${REPO}`,
+    `mount=${image.layer.digest}&from=Bad/Name`,
+    `mount=${image.layer.digest}&from=a/../errors/base`,
+    'mount=&from=',
+  ];
+  for (const query of queries) {
+    const response = await api.fetch(`/v2/${repo}/blobs/uploads/?${query}`, { method: 'POST', headers: { 'Content-Length': '0' } });
+    assert.equal(response.status, 202, `${query}: ${await response.clone().text()}`);
+    expectSession(response, repo, 0);
+  }
   await expectHeadStatus(await api.head(`/v2/${repo}/blobs/${image.layer.digest}`), 404, 'nothing mounted');
+  // The session is an ordinary one: the blob can be uploaded through it.
+  const response = await api.fetch(`/v2/${repo}/blobs/uploads/?mount=sha256:xyz&from=Bad/Name`, { method: 'POST', headers: { 'Content-Length': '0' } });
+  const { location } = expectSession(response, repo, 0);
+  assert.equal((await api.put(location, image.layer.digest, image.layer.bytes)).status, 201);
 });
 
 test('no error answer is a 5xx or a stack trace: a sweep of odd requests', async () => {

@@ -6,12 +6,14 @@
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../functions/config.js';
 import type { Registry } from '../../functions/core/registry.js';
+import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
+import type { AccountStore, MetadataStore } from '../../functions/storage/ports.js';
 import { createS3Client } from '../../functions/storage/s3.js';
 import { registryFor } from '../../functions/wiring.js';
 import { createTable, EMULATOR_CREDENTIALS, startEmulators } from '../../infra/local/emulators.js';
@@ -24,6 +26,8 @@ export interface Backends {
   config: Config;
   /** Which back end this is, for test names. */
   label: string;
+  /** A data folder whose endpoints.json leads `npx berth` (BERTH_DATA_DIR) to these back ends. */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -48,20 +52,27 @@ export async function startBackends(extra: Record<string, string> = {}): Promise
     const config = withCredentials(loadConfig(env), process.env.BERTH_TEST_S3_ACCESS_KEY, process.env.BERTH_TEST_S3_SECRET_KEY);
     await createTable(dynamo, names.table);
     await createS3Client(config.s3).send(new CreateBucketCommand({ Bucket: names.bucket }));
-    return { config, label: 'external S3 + DynamoDB', stop: async () => undefined };
+    // What the embedded emulators write, for the CLI (as test/conformance/run.sh does).
+    const dataDir = await mkdtemp(join(tmpdir(), 'berth-test-'));
+    const record = { BERTH_DYNAMODB_ENDPOINT: dynamo, BERTH_TABLE: names.table, ...EMULATOR_ENV_CREDENTIALS, BERTH_AUTH: overrides.BERTH_AUTH };
+    await writeFile(join(dataDir, 'endpoints.json'), JSON.stringify(record));
+    return { config, label: 'external S3 + DynamoDB', dataDir, stop: () => rm(dataDir, { recursive: true, force: true }) };
   }
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
-  const emulators = await startEmulators(dir);
+  const emulators = await startEmulators(dir, { auth: overrides.BERTH_AUTH });
   const config = withCredentials(loadConfig({ ...emulators.env, ...overrides }));
   return {
     config,
     label: 'embedded emulators',
+    dataDir: dir,
     async stop() {
       await emulators.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
 }
+
+const EMULATOR_ENV_CREDENTIALS = { AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey };
 
 function withCredentials(config: Config, accessKeyId?: string, secretAccessKey?: string): Config {
   const s3Credentials = accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : EMULATOR_CREDENTIALS;
@@ -82,10 +93,14 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
-/** Starts back ends and a registry server on them. */
-export async function startRegistry(overrides: Record<string, string> = {}): Promise<TestRegistry> {
+/** Metadata store for the registry, to stand between it and the real adapter (counting calls). */
+export type StoreWrapper = (store: MetadataStore & AccountStore) => MetadataStore & AccountStore;
+
+/** Starts back ends and a registry server on them; `wrap` sees every metadata store call. */
+export async function startRegistry(overrides: Record<string, string> = {}, wrap: StoreWrapper = (store) => store): Promise<TestRegistry> {
   const backends = await startBackends(overrides);
-  const registry = registryFor(backends.config);
+  const { dynamo } = backends.config;
+  const registry = registryFor(backends.config, wrap(new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table)));
   const log: string[] = [];
   const server = createRegistryServer(registry, (line) => log.push(line));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -103,4 +118,30 @@ export async function startRegistry(overrides: Record<string, string> = {}): Pro
       await backends.stop();
     },
   };
+}
+
+/** Calls of one store method: its name, its arguments and what it answered. */
+export interface StoreCall {
+  method: string;
+  args: unknown[];
+  result: unknown;
+}
+
+/**
+ * A {@link StoreWrapper} that passes every call through to the real store and records each
+ * completed one in `calls` (for timing-free assertions on the work a request did).
+ */
+export function recordingStore(calls: StoreCall[]): StoreWrapper {
+  return (store) =>
+    new Proxy(store, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver);
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          const result = await value.apply(target, args);
+          calls.push({ method: String(property), args, result });
+          return result;
+        };
+      },
+    });
 }

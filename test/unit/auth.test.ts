@@ -4,6 +4,7 @@ import { base64url, SignJWT, UnsecuredJWT } from 'jose';
 import { allows, parseScopes } from '../../functions/auth/access.js';
 import { matchesAny, repositoryActions, type Account } from '../../functions/auth/accounts.js';
 import { hashPassword, verifyPassword } from '../../functions/auth/passwords.js';
+import { sourceKey } from '../../functions/auth/service.js';
 import { TokenService } from '../../functions/auth/tokens.js';
 import { RegistryError } from '../../functions/core/errors.js';
 
@@ -88,4 +89,28 @@ test('tokens: alg none, foreign keys, tampering and expiry are refused', async (
   const early = await base(new SignJWT(claims)).setProtectedHeader({ alg: 'HS256' }).setNotBefore('10m').sign(key);
   await assert.rejects(tokens.verifyAccess(early, 'reg'), unauthorized, 'not yet valid');
   await assert.rejects(tokens.verifyAccess('garbage', 'reg'), unauthorized);
+});
+
+test('login attempts count per IPv4 address and per IPv6 /64; anything else is one "unknown" source', () => {
+  assert.equal(sourceKey('203.0.113.7'), '203.0.113.7');
+  assert.equal(sourceKey('::ffff:203.0.113.7'), '203.0.113.7', 'IPv4-mapped IPv6 (a dual-stack socket) is the IPv4 address');
+  assert.equal(sourceKey('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
+  assert.equal(sourceKey('2001:db8:1:2::9'), '2001:db8:1:2::/64', 'one host rotating through its /64 stays one source');
+  assert.equal(sourceKey('2001:DB8::1'), '2001:db8:0:0::/64');
+  assert.equal(sourceKey('::1'), '0:0:0:0::/64');
+  assert.equal(sourceKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  for (const odd of ['', 'localhost', '1.2.3', 'x'.repeat(300)]) assert.equal(sourceKey(odd), 'unknown', odd.slice(0, 10));
+});
+
+test('sealed positions: read back only by the deployment that sealed them, never the plain value in them', async () => {
+  const sealed = await tokens.seal('secret/repository');
+  assert.ok(!sealed.includes('secret') && /^[A-Za-z0-9_-]+$/.test(sealed), sealed);
+  assert.equal(await tokens.open(sealed), 'secret/repository');
+  assert.notEqual(await tokens.seal('secret/repository'), sealed, 'a fresh IV each time');
+  const other = new TokenService(async () => new Uint8Array(32).fill(2));
+  assert.equal(await other.open(sealed), undefined, 'another deployment');
+  const bytes = Buffer.from(sealed, 'base64url');
+  bytes[14] ^= 1;
+  assert.equal(await tokens.open(bytes.toString('base64url')), undefined, 'tampered');
+  for (const junk of ['', 'x', Buffer.from('secret/repository').toString('base64url')]) assert.equal(await tokens.open(junk), undefined, junk);
 });

@@ -37,10 +37,11 @@ test('API Gateway payload 2.0: base64 bodies in and out', async () => {
     headers: { 'Content-Range': '0-2' },
     body: Buffer.from([1, 2, 3]).toString('base64'),
     isBase64Encoded: true,
-    requestContext: { http: { method: 'patch' } },
+    requestContext: { http: { method: 'patch', sourceIp: '203.0.113.7' } },
   } as unknown as APIGatewayProxyEventV2;
   const request = requestFromEvent(event);
   assert.equal(request.method, 'PATCH');
+  assert.equal(request.sourceIp, '203.0.113.7', 'the client address API Gateway saw, not a header');
   assert.equal(request.query.get('digest'), 'sha256:ab');
   assert.equal(request.headers['content-range'], '0-2');
   const chunks = [];

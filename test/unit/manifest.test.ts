@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { RegistryError } from '../../functions/core/errors.js';
-import { MediaTypes, parseManifest } from '../../functions/core/manifest.js';
+import { duplicateKey, MAX_MANIFEST_BYTES, MediaTypes, parseManifest } from '../../functions/core/manifest.js';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
 const desc = (mediaType: string, c: string, extra = {}) => ({ mediaType, digest: d(c), size: 10, ...extra });
@@ -80,4 +80,40 @@ test('property: arbitrary bytes never escape as anything but MANIFEST_INVALID', 
     }),
     { numRuns: 1000 },
   );
+});
+
+test('duplicate keys at any depth, escaped spellings included, are refused with MANIFEST_INVALID', () => {
+  const text = JSON.stringify(image);
+  const duplicates = [
+    text.replace('{', '{"schemaVersion":2,'),
+    text.replace('"layers":[{', '"layers":[{"size":1,'),
+    text.replace('"config":{', '"config":{"annotations":{"a":"1","a":"2"},'),
+    text.replace('"config":{', '"config":{"\\u006dediaType":"x",'),
+    `{"annotations":{"k":"v"},"x":[{"k":1},{"k":2}],"annotations":{}}`,
+  ];
+  for (const duplicate of duplicates) {
+    assert.throws(() => parseManifest(Buffer.from(duplicate), MediaTypes.ociManifest), (e: RegistryError) => invalid(e) && /duplicate key/.test(e.message), duplicate.slice(0, 80));
+  }
+  assert.equal(duplicateKey('{"a":{"b":1},"c":{"b":1},"d":[{"b":1},{"b":2}],"e":"{\\"a\\":1,\\"a\\":2}"}'), undefined, 'same key in sibling objects, and keys inside strings, are no duplicates');
+  assert.equal(duplicateKey('{"a":1,"b":{"x":[1,{"y":2,"y":3}]}}'), 'y');
+});
+
+test('property: JSON text a serializer produced has no duplicate key', () => {
+  fc.assert(fc.property(fc.jsonValue(), (value) => assert.equal(duplicateKey(JSON.stringify(value)), undefined)), { numRuns: 1000 });
+});
+
+test('the duplicate-key check of a 4 MiB manifest takes well under a second', () => {
+  const annotations: Record<string, string> = {};
+  const entry = (i: number) => [`org.example.key.${i}`, `value \\"${i}\\" ${'x'.repeat(40)}`];
+  for (let i = 0, size = 0; size < MAX_MANIFEST_BYTES - 4096; i++) {
+    const [key, value] = entry(i);
+    annotations[key] = value;
+    size += key.length + value.length + 8;
+  }
+  const manifest = Buffer.from(JSON.stringify({ ...image, annotations }));
+  const started = performance.now();
+  parseManifest(manifest, MediaTypes.ociManifest);
+  assert.ok(performance.now() - started < 1000, `${(performance.now() - started).toFixed(0)} ms`);
+  const duplicated = Buffer.from(manifest.toString().replace(/}}$/, ',"org.example.key.0":"again"}}'));
+  assert.throws(() => parseManifest(duplicated, MediaTypes.ociManifest), invalid);
 });
