@@ -1,5 +1,5 @@
 /**
- * The emulated CloudFront distribution (infra/local/cloudfront-emulator.ts) against a real HTTP
+ * The emulated CloudFront distribution (infra/local/cloudfront-*.ts) against a real HTTP
  * origin, a fake S3 that checks SigV4 signatures independently, and the embedded S3 (s3rver).
  * Test functions are written to temporary files, as the deployed one is read from its file.
  * Run: node --import tsx --test test/frontdoor/cloudfront-emulator.test.ts
@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { S3EventRecord } from 'aws-lambda';
 import S3rver from 's3rver';
-import { createCloudFrontEmulator, s3EventKey, toScript, type CloudFrontEmulatorOptions } from '../../infra/local/cloudfront-emulator.js';
+import { createCloudFrontEmulator, type CloudFrontEmulatorOptions } from '../../infra/local/cloudfront-emulator.js';
+import { toScript } from '../../infra/local/cloudfront-functions.js';
+import { s3EventKey } from '../../infra/local/cloudfront-s3-origin.js';
 import { EMULATOR_CREDENTIALS } from '../../infra/local/emulators.js';
 
 const MiB = 1024 * 1024;

@@ -30,7 +30,7 @@ async function handler(event) {
 async function uploadToS3(request, m) {
   const name = m[1];
   const digestParam = request.querystring.digest;
-  const digest = digestParam ? decodeURIComponent(digestParam.value) : '';
+  const digest = digestParam ? decoded(digestParam.value) : '';
   // Other algorithms (sha512) go to the API, which verifies them itself.
   if (digest.indexOf('sha256:') !== 0 && digest.indexOf(':') > 0) return forward(request);
   const hex = SHA256.exec(digest);
@@ -74,9 +74,8 @@ function forward(request) {
   return request;
 }
 
-// 'ok', or why not: 'expired', 'invalid'.
+// 'ok', or why not: 'invalid', 'expired' (only said of a genuine path).
 async function check(id, expires, version, signature, message) {
-  if (Number(expires) <= Math.floor(Date.now() / 1000)) return 'expired';
   let key;
   try {
     key = await kvs.get('upload-key-' + Number(version));
@@ -84,7 +83,16 @@ async function check(id, expires, version, signature, message) {
     return 'invalid';
   }
   const expected = crypto.createHmac('sha256', Buffer.from(key, 'base64')).update(message.join('\n')).digest('base64');
-  return same(base64url(expected), signature) ? 'ok' : 'invalid';
+  if (!same(base64url(expected), signature)) return 'invalid';
+  return Number(expires) <= Math.floor(Date.now() / 1000) ? 'expired' : 'ok';
+}
+
+function decoded(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch (e) {
+    return '';
+  }
 }
 
 async function optional(key) {
@@ -104,7 +112,7 @@ function viewerResponse(event) {
   let name;
   let hex;
   if (upload) {
-    const digest = request.querystring.digest ? decodeURIComponent(request.querystring.digest.value) : '';
+    const digest = request.querystring.digest ? decoded(request.querystring.digest.value) : '';
     const m = SHA256.exec(digest);
     name = upload[1];
     hex = m && m[1];
