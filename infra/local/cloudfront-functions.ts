@@ -348,6 +348,7 @@ class FunctionWorkers {
     const worker = await this.take();
     return new Promise<WorkerReply>((resolve, reject) => {
       const cleanup = () => {
+        pending = false;
         clearTimeout(timer);
         worker.off('message', onMessage);
         worker.off('error', onError);
@@ -363,11 +364,18 @@ class FunctionWorkers {
         this.kill(worker);
         reject(new FunctionFailure(503, describeError(error)));
       };
+      // A main thread that was blocked (a Lambda cold start imports a bundle for seconds) runs due
+      // timers before it reads the worker's queued reply: the verdict waits one turn of the event
+      // loop (setImmediate runs after pending I/O), so a function that answered in time is not failed.
       const timer = setTimeout(() => {
-        cleanup();
-        this.kill(worker);
-        reject(new FunctionFailure(503, `the function did not finish within ${timeoutMs} ms (CloudFront stops a function that exceeds its compute budget): timed out`));
+        setImmediate(() => {
+          if (!pending) return;
+          cleanup();
+          this.kill(worker);
+          reject(new FunctionFailure(503, `the function did not finish within ${timeoutMs} ms (CloudFront stops a function that exceeds its compute budget): timed out`));
+        });
       }, timeoutMs);
+      let pending = true;
       worker.on('message', onMessage);
       worker.on('error', onError);
       worker.postMessage(message);

@@ -7,12 +7,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, openSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startContainerd, type ContainerdDaemon } from '../frontdoor/daemons.js';
 
 /** The repository root (where `infra/local/main.ts` lives). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -589,59 +590,41 @@ export class Skopeo {
 // ---------------------------------------------------------------------------------------------
 // containerd
 
-/** A containerd of its own: root, state and sockets under `dir`, CRI plugin disabled. */
+/**
+ * `ctr` on a containerd of its own (test/frontdoor/daemons.ts's `startContainerd`: root, state and
+ * sockets under `dir`, CRI plugins disabled, stopped by PID): Debian's `containerd` and `ctr` from
+ * PATH unless `binaries` names others (e.g. containerd 2.4 from test/frontdoor/tools.sh).
+ */
 export class Containerd {
   private constructor(
-    readonly dir: string,
-    readonly socket: string,
-    readonly child: ChildProcess,
+    readonly daemon: ContainerdDaemon,
+    readonly ctrBinary: string,
     readonly namespace: string,
   ) {}
 
-  static async start(cleanup: Cleanup, dir: string, namespace = 'test'): Promise<Containerd> {
-    await mkdir(dir, { recursive: true });
-    const socket = join(dir, 'containerd.sock');
-    const config = [
-      'version = 2',
-      `root = "${join(dir, 'root')}"`,
-      `state = "${join(dir, 'state')}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      '[grpc]',
-      `  address = "${socket}"`,
-      '[ttrpc]',
-      `  address = "${socket}.ttrpc"`,
-      '[debug]',
-      '  address = ""',
-      '[metrics]',
-      '  address = ""',
-      '',
-    ].join('\n');
-    await writeFile(join(dir, 'config.toml'), config);
-    const log = openSync(join(dir, 'containerd.log'), 'a');
-    const child = spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: ['ignore', log, log] });
-    closeSync(log);
-    const containerd = new Containerd(dir, socket, child, namespace);
-    cleanup.add(`stop containerd (pid ${child.pid})`, () => stopChild(child));
-    await waitFor(
-      `containerd on ${socket}`,
-      async () => {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`containerd exited:\n${await containerd.log()}`);
-        return (await run('ctr', ['-a', socket, 'version'], { timeoutMs: 10_000 })).code === 0;
-      },
-      60_000,
-      250,
-    );
-    return containerd;
+  static async start(cleanup: Cleanup, dir: string, namespace = 'test', binaries: { containerd?: string; ctr?: string } = {}): Promise<Containerd> {
+    const ctr = binaries.ctr ?? 'ctr';
+    const daemon = await startContainerd(binaries.containerd ?? 'containerd', { cleanup, ctr, dir });
+    return new Containerd(daemon, ctr, namespace);
+  }
+
+  get dir(): string {
+    return this.daemon.dir;
+  }
+
+  /** The gRPC socket (`ctr -a`). */
+  get socket(): string {
+    return this.daemon.address;
   }
 
   /** The last lines of its log, for failure messages. */
   log(): Promise<string> {
-    return readFile(join(this.dir, 'containerd.log'), 'utf8').then((text) => text.split('\n').slice(-40).join('\n'), () => '');
+    return this.daemon.log(40);
   }
 
   /** `ctr -a <socket> -n <namespace> <args>`; never throws for a failing exit. */
   run(args: string[], timeoutMs = 300_000): Promise<RunResult> {
-    return run('ctr', ['-a', this.socket, '-n', this.namespace, ...args], { timeoutMs });
+    return run(this.ctrBinary, ['-a', this.socket, '-n', this.namespace, ...args], { timeoutMs });
   }
 
   /** `ctr … <args>`, which must exit 0. */
@@ -663,7 +646,7 @@ export class Containerd {
   }
 
   stop(): Promise<void> {
-    return stopChild(this.child);
+    return this.daemon.stop();
   }
 }
 

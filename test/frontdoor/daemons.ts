@@ -168,6 +168,8 @@ async function supervise<T extends object>(
 export interface ContainerdOptions extends StartOptions {
   /** The matching `ctr` to probe readiness with (default: `ctr` beside `bin`, else from PATH). */
   ctr?: string;
+  /** Its folder (created if missing; removed by `stop()`) instead of a fresh temporary one. */
+  dir?: string;
 }
 
 /**
@@ -178,7 +180,8 @@ export interface ContainerdOptions extends StartOptions {
  * (overlayfs works on this machine's ext4 root; pick with `ctr … --snapshotter`).
  */
 export async function startContainerd(bin: string, options: ContainerdOptions = {}): Promise<ContainerdDaemon> {
-  const dir = await freshDir('containerd');
+  const dir = options.dir ?? (await freshDir('containerd'));
+  await mkdir(dir, { recursive: true });
   const address = join(dir, 'containerd.sock');
   const version = (await runOk(bin, ['--version'])).stdout.trim().split(/\s+/)[2] ?? 'unknown';
   // `containerd config default` names the newest config version the binary reads as `version = N`.
