@@ -77,7 +77,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const c = parsed.data;
   if (c.BERTH_BLOB_DELIVERY === 'frontdoor' && !c.BERTH_UPLOAD_KEY && !c.BERTH_UPLOAD_KEY_SECRET) {
-    throw new Error('invalid configuration: BERTH_BLOB_DELIVERY=frontdoor needs BERTH_UPLOAD_KEY or BERTH_UPLOAD_KEY_SECRET');
+    throw new ConfigError('invalid configuration: BERTH_BLOB_DELIVERY=frontdoor needs BERTH_UPLOAD_KEY or BERTH_UPLOAD_KEY_SECRET');
   }
   if (c.BERTH_AUTH === 'required' && !c.BERTH_TOKEN_KEY && !c.BERTH_TOKEN_KEY_SECRET) {
     throw new ConfigError('invalid configuration: BERTH_AUTH=required needs BERTH_TOKEN_KEY or BERTH_TOKEN_KEY_SECRET');

@@ -18,8 +18,19 @@ import type { BlobRecord, BlobStore, ByteRange, MetadataStore } from '../storage
  */
 export type BlobDelivery = 'redirect' | 'stream' | 'frontdoor';
 
-/** Finds the blob `digest` linked to `repository` (waiting for a verification in flight, see frontdoor.ts). */
-export type FindLink = (repository: string, digest: Digest) => Promise<BlobRecord | undefined>;
+/**
+ * Blob links as requests need them: a blob that reached S3 through the front door but is not
+ * verified yet is verified, or waited for, until the request's deadline (see frontdoor.ts).
+ */
+export interface BlobLinks {
+  /** The epoch ms until which a request that starts now may wait for blobs being verified. */
+  deadline(): number;
+  /**
+   * The blob `digest` as linked to `repository`, or undefined.
+   * @throws RegistryError TOOMANYREQUESTS (429, `Retry-After`) when it is still being verified at `deadline`.
+   */
+  find(repository: string, digest: Digest, deadline: number): Promise<BlobRecord | undefined>;
+}
 
 /** The front-door path of a blob's bytes, when it has one. */
 export type SignedBlobPath = (blob: BlobRecord) => Promise<string | undefined>;
@@ -35,15 +46,15 @@ export class Blobs {
     private readonly metadata: MetadataStore,
     private readonly store: BlobStore,
     private readonly delivery: BlobDelivery,
-    private readonly findLink: FindLink,
+    private readonly links: BlobLinks,
     private readonly signedPath: SignedBlobPath,
     /** Lifetime of presigned GET URLs, seconds. */
     private readonly presignSeconds = 300,
   ) {}
 
-  /** @throws RegistryError BLOB_UNKNOWN when `repository` has no link to `digest`. */
+  /** @throws RegistryError BLOB_UNKNOWN when `repository` has no link to `digest`, TOOMANYREQUESTS while it is being verified. */
   async stat(repository: string, digest: Digest): Promise<BlobRecord> {
-    const blob = await this.findLink(repository, digest);
+    const blob = await this.links.find(repository, digest, this.links.deadline());
     if (!blob) throw fail('BLOB_UNKNOWN', `blob unknown to repository: ${digest}`, { digest });
     return blob;
   }

@@ -16,6 +16,7 @@
  * upload URL can only write under `incoming/` again, never over a published blob.
  */
 import { randomUUID } from 'node:crypto';
+import type { BlobLinks } from './blobs.js';
 import { fail } from './errors.js';
 import { digestAlgorithm, type Digest } from './grammar.js';
 import { kindOf, uploadHeaders, type UploadSessions } from './sessions.js';
@@ -48,7 +49,7 @@ const BLOB_KEY = /^blobs\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 const MAX_CANDIDATES = 20;
 
 /** Upload and blob URLs through the front door, and verification of what arrives through it. */
-export class FrontDoor {
+export class FrontDoor implements BlobLinks {
   constructor(
     private readonly sessions: UploadSessions,
     private readonly metadata: MetadataStore,
@@ -141,16 +142,21 @@ export class FrontDoor {
     return 'attached';
   }
 
+  private hashing: Promise<unknown> = Promise.resolve();
+
+  deadline(): number {
+    return Date.now() + this.settings.requestBudgetMs;
+  }
+
   /**
    * The blob `digest` as linked to `repository`; when it is not linked yet but arrived through the
    * front door for a session of that repository, verifies it (or waits for the verification in
-   * flight) within the request's budget.
-   * @throws RegistryError TOOMANYREQUESTS (429, `Retry-After`) when it is still being verified at the end of the budget.
+   * flight) until `deadline` (epoch ms).
+   * @throws RegistryError TOOMANYREQUESTS (429, `Retry-After`) when it is still being verified at `deadline`.
    */
-  async findLink(repository: string, digest: Digest): Promise<BlobRecord | undefined> {
+  async find(repository: string, digest: Digest, deadline: number): Promise<BlobRecord | undefined> {
     const linked = await this.metadata.getBlobLink(repository, digest);
     if (linked || !this.keySource || digestAlgorithm(digest) !== 'sha256') return linked;
-    const deadline = Date.now() + this.settings.requestBudgetMs;
     const prefix = `incoming/${digest.replace(':', '-')}/`;
     for (const object of await this.blobs.list(prefix, MAX_CANDIDATES)) {
       const id = object.key.slice(prefix.length);
@@ -168,13 +174,23 @@ export class FrontDoor {
     return undefined;
   }
 
-  /** Verifies `object`, or waits while another process does, until it is decided or `deadline` passes. */
+  /**
+   * Verifies `object`, or waits while another process does, until it is decided or `deadline`
+   * passes. A process hashes one blob at a time for its requests: a manifest naming many blobs
+   * must not share one CPU among as many hashes.
+   */
   private async settle(object: { key: string; size: number; etag: string }, deadline: number): Promise<string> {
     while (true) {
-      const state = await this.arrived(object.key, object.size, object.etag, deadline);
+      const state = await this.oneAtATime(() => this.arrived(object.key, object.size, object.etag, deadline));
       if (state !== 'verifying' && state !== 'busy') return state;
       if (Date.now() + this.settings.pollMs >= deadline) return 'verifying';
       await new Promise((resolve) => setTimeout(resolve, this.settings.pollMs));
     }
+  }
+
+  private oneAtATime<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.hashing.then(work, work);
+    this.hashing = run.catch(() => undefined);
+    return run;
   }
 }

@@ -6,7 +6,7 @@
  * reach is complete.
  */
 import { createHash } from 'node:crypto';
-import type { FindLink } from './blobs.js';
+import type { BlobLinks } from './blobs.js';
 import { fail } from './errors.js';
 import { digestAlgorithm, type Digest, type Reference } from './grammar.js';
 import { DESCRIPTION_KEY, IMAGE_CONFIG_TYPES, MediaTypes, parseManifest, type ParsedManifest } from './manifest.js';
@@ -40,7 +40,7 @@ export class Manifests {
   constructor(
     private readonly metadata: MetadataStore,
     private readonly store: BlobStore,
-    private readonly findLink: FindLink,
+    private readonly links: BlobLinks,
   ) {}
 
   /**
@@ -176,8 +176,10 @@ export class Manifests {
   }
 
   private async checkReferences(repository: string, parsed: ParsedManifest): Promise<void> {
+    // One deadline for the whole request, however many of its blobs are still being verified.
+    const deadline = this.links.deadline();
     const checks = [
-      ...[...new Set(parsed.blobs)].map((digest) => () => this.findLink(repository, digest).then((found) => (found ? undefined : digest))),
+      ...[...new Set(parsed.blobs)].map((digest) => () => this.links.find(repository, digest, deadline).then((found) => (found ? undefined : digest))),
       ...[...new Set(parsed.manifests)].map((digest) => () => this.metadata.getManifest(repository, digest).then((found) => (found ? undefined : digest))),
     ];
     if (checks.length > MAX_REFERENCES) throw fail('MANIFEST_INVALID', `a manifest may reference at most ${MAX_REFERENCES} blobs and manifests`);

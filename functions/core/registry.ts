@@ -11,7 +11,6 @@ import { Search } from './search.js';
 import { UploadSessions } from './sessions.js';
 import type { PathKey } from './signed-paths.js';
 import { DEFAULT_UPLOAD_SETTINGS, Uploads, type UploadSettings } from './uploads.js';
-import type { Digest } from './grammar.js';
 import type { AccountStore, BlobStore, MetadataStore } from '../storage/ports.js';
 import { Auth, type AuthMode } from '../auth/service.js';
 import { TokenService, type KeySource } from '../auth/tokens.js';
@@ -54,8 +53,7 @@ export function createRegistry(
 ): Registry {
   const sessions = new UploadSessions(metadata, store);
   const frontDoor = new FrontDoor(sessions, metadata, store, options.pathKey);
-  const findLink = (repository: string, digest: Digest) => frontDoor.findLink(repository, digest);
-  const uploads = new Uploads(sessions, store, findLink, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads });
+  const uploads = new Uploads(sessions, store, frontDoor, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads });
   const dispatch = options.dispatch ?? inProcess(sessions);
   const direct = new DirectUploads(sessions, store, dispatch);
   const tokens = new TokenService(options.tokenKey);
@@ -67,8 +65,8 @@ export function createRegistry(
     uploads,
     direct,
     frontDoor,
-    blobs: new Blobs(metadata, store, options.delivery, findLink, (blob) => frontDoor.blobPath(blob)),
-    manifests: new Manifests(metadata, store, findLink),
+    blobs: new Blobs(metadata, store, options.delivery, frontDoor, (blob) => frontDoor.blobPath(blob)),
+    manifests: new Manifests(metadata, store, frontDoor),
     catalog: new Catalog(metadata, tokens),
     search: new Search(metadata),
   };

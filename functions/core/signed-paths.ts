@@ -53,8 +53,10 @@ export function parseSegment(text: string): SignedSegment | undefined {
 export function checkUpload(key: PathKey, repository: string, text: string, now: number): boolean {
   const s = parseSegment(text);
   if (!s || s.version !== key.version || s.expiresAt <= now) return false;
-  const expected = signUpload(key, repository, s.id, s.expiresAt);
-  return timingSafeEqual(Buffer.from(expected), Buffer.from(text));
+  // Compared as signed, byte for byte: `007` and `7` are one expiry but not one path.
+  const expected = Buffer.from(signUpload(key, repository, s.id, s.expiresAt));
+  const given = Buffer.from(text);
+  return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
 function segment(key: PathKey, id: string, expiresAt: number, message: string[]): string {

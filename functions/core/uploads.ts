@@ -9,7 +9,8 @@ import type { BodyStream } from './body.js';
 import { fail } from './errors.js';
 import { oneShotHasher, resumableHasher, type BlobHasher } from './digest.js';
 import { digestAlgorithm, type Digest } from './grammar.js';
-import type { FindLink } from './blobs.js';
+import type { BlobLinks } from './blobs.js';
+import { RegistryError } from './errors.js';
 import { uploadHeaders, type UploadSessions } from './sessions.js';
 import type { BlobRecord, BlobStore, UploadSession } from '../storage/ports.js';
 
@@ -38,7 +39,7 @@ export class Uploads {
   constructor(
     private readonly sessions: UploadSessions,
     private readonly blobs: BlobStore,
-    private readonly findLink: FindLink,
+    private readonly links: BlobLinks,
     private readonly settings: UploadSettings = DEFAULT_UPLOAD_SETTINGS,
   ) {}
 
@@ -133,7 +134,11 @@ export class Uploads {
    * holds it. Returns undefined when it does not, so that the caller opens a session instead.
    */
   async mount(repository: string, digest: Digest, from: string): Promise<BlobRecord | undefined> {
-    const blob = await this.findLink(from, digest);
+    // A blob still being verified is not mountable yet: the client uploads it instead (the spec's fallback).
+    const blob = await this.links.find(from, digest, this.links.deadline()).catch((error: unknown) => {
+      if (error instanceof RegistryError && error.code === 'TOOMANYREQUESTS') return undefined;
+      throw error;
+    });
     if (!blob) return undefined;
     await this.sessions.link(repository, blob);
     return blob;

@@ -68,7 +68,17 @@ export class S3BlobStore implements BlobStore {
 
   async copy(from: string, to: string, ifMatch?: string): Promise<void> {
     const source = `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`;
-    await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: source, CopySourceIfMatch: ifMatch }));
+    // The copy gets metadata of its own: nothing a client sent with the source is served with the blob.
+    await this.client.send(
+      new CopyObjectCommand({
+        Bucket: this.bucket,
+        Key: to,
+        CopySource: source,
+        CopySourceIfMatch: ifMatch,
+        MetadataDirective: 'REPLACE',
+        ContentType: 'application/octet-stream',
+      }),
+    );
   }
 
   async list(prefix: string, limit: number): Promise<StoredObject[]> {

@@ -139,12 +139,13 @@ export function localTokenKey(dataDir: string): Promise<string> {
 }
 
 /**
- * The emulated front door's key of signed paths (base64 of 32 random bytes), kept in
- * `<dataDir>/upload-key` (mode 0600), and the emulated CloudFront KeyValueStore that holds it as
- * `upload-key-1`, in the KeyValueStore import format, at `<dataDir>/cloudfront-kvs.json`.
+ * The emulated front door's key of signed paths (base64 of 32 random bytes): `given` (the
+ * environment's `BERTH_UPLOAD_KEY`), else the one kept in `<dataDir>/upload-key` (mode 0600); and
+ * the emulated CloudFront KeyValueStore that holds it as `upload-key-1`, in the KeyValueStore
+ * import format, at `<dataDir>/cloudfront-kvs.json`.
  */
-export async function localUploadKey(dataDir: string): Promise<{ base64: string; kvsFile: string }> {
-  const base64 = await localSecret(dataDir, 'upload-key');
+export async function localUploadKey(dataDir: string, given?: string): Promise<{ base64: string; kvsFile: string }> {
+  const base64 = given ?? (await localSecret(dataDir, 'upload-key'));
   const kvsFile = join(dataDir, 'cloudfront-kvs.json');
   await writeFile(kvsFile, JSON.stringify({ data: [{ key: 'upload-key-1', value: base64 }] }), { mode: 0o600 });
   return { base64, kvsFile };

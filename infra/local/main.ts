@@ -79,8 +79,8 @@ try {
     process.env.BERTH_MAX_CHUNK ??= String(maxChunkBytes());
   }
   if (frontDoor) {
-    const key = await localUploadKey(dataDir);
-    process.env.BERTH_UPLOAD_KEY ??= key.base64;
+    const key = await localUploadKey(dataDir, process.env.BERTH_UPLOAD_KEY || undefined);
+    process.env.BERTH_UPLOAD_KEY = key.base64;
     kvsFile = key.kvsFile;
   }
   // Checked in both modes: the bundled handler reads the same variables, but only on its first request.

@@ -128,6 +128,25 @@ test('an upload URL used twice: the second PUT never replaces the published blob
   assert.equal(sha256(bytes), digest);
 });
 
+test('headers a client sends with the PUT are not stored with the blob nor served to those who pull it', { timeout: 60_000 }, async () => {
+  const blob = randomBytes(MiB);
+  const digest = sha256(blob);
+  const location = await startUpload('fd/headers');
+  const sent = await fetch(`${registry.url}${location}?digest=${digest}`, {
+    method: 'PUT',
+    body: blob,
+    headers: { 'content-type': 'text/html', 'content-encoding': 'gzip', 'cache-control': 'public, max-age=1', 'content-disposition': 'inline', 'x-amz-meta-evil': '1' },
+  });
+  assert.equal(sent.status, 201, await sent.text());
+  const redirect = await fetch(`${registry.url}/v2/fd/headers/blobs/${digest}`, { redirect: 'manual' });
+  const served = await fetch(`${registry.url}${redirect.headers.get('location')}`, { headers: { 'accept-encoding': 'identity' } });
+  assert.equal(served.status, 200);
+  assert.equal(served.headers.get('content-type'), 'application/octet-stream');
+  for (const name of ['content-encoding', 'content-disposition', 'x-amz-meta-evil']) assert.equal(served.headers.get(name), null, name);
+  assert.notEqual(served.headers.get('cache-control'), 'public, max-age=1');
+  assert.equal(sha256(Buffer.from(await served.arrayBuffer())), digest);
+});
+
 test('a declared size over 5 GiB is refused before any byte is sent', async () => {
   const location = await startUpload('fd/huge');
   const { status, body } = await rawPut(`${location}?digest=${sha256(Buffer.alloc(0))}`, { 'content-length': String(5 * 1024 * MiB + 1) });

@@ -85,11 +85,14 @@ function uploadPut(name: string, segment: string, digest: string, length: number
 }
 
 /** `sent` as S3 gets it: `uri`, no query, no Authorization, no x-amz-* header of the viewer. */
+/** What S3 must receive: no query, none of the viewer's headers but CloudFront's framing and a Range, an octet-stream type. */
 function toS3(sent: CfRequest, uri: string): CfRequest {
   const expected = structuredClone(sent);
   expected.uri = uri;
   expected.querystring = {};
-  for (const name of Object.keys(expected.headers)) if (name === 'authorization' || name.startsWith('x-amz-')) delete expected.headers[name];
+  const kept = new Set(['host', 'content-length', 'transfer-encoding', 'via', 'range']);
+  for (const name of Object.keys(expected.headers)) if (!kept.has(name)) delete expected.headers[name];
+  expected.headers['content-type'] = { value: 'application/octet-stream' };
   return expected;
 }
 

@@ -61,12 +61,15 @@ async function blobFromS3(request, m) {
   return request;
 }
 
-// S3 must see no query and none of the viewer's credentials or x-amz-* options (storage class,
-// ACLs, tags, metadata): OAC signs the request, and only the function chooses what it carries.
+// S3 must see no query and none of the viewer's own headers: OAC signs the request, and S3 would
+// store Content-Type, Content-Encoding, Cache-Control or x-amz-* options with the object and
+// serve them back to everyone who pulls it. Only the framing CloudFront owns, and a read's Range, stay.
+const KEPT = { 'content-length': true, host: true, 'transfer-encoding': true, via: true, range: true };
+
 function toS3(request) {
   request.querystring = {};
-  delete request.headers.authorization;
-  for (const name in request.headers) if (name.indexOf('x-amz-') === 0) delete request.headers[name];
+  for (const name in request.headers) if (!KEPT[name]) delete request.headers[name];
+  request.headers['content-type'] = { value: 'application/octet-stream' };
 }
 
 function forward(request) {
