@@ -147,6 +147,24 @@ test('headers a client sends with the PUT are not stored with the blob nor serve
   assert.equal(sha256(Buffer.from(await served.arrayBuffer())), digest);
 });
 
+test('a body shorter than its Content-Length (the client goes away): nothing visible, the retry succeeds', { timeout: 60_000 }, async () => {
+  const blob = randomBytes(2 * MiB);
+  const digest = sha256(blob);
+  const location = await startUpload('fd/short');
+  await new Promise<void>((resolve) => {
+    const req = httpRequest(`${registry.url}${location}?digest=${digest}`, { method: 'PUT', headers: { 'content-length': String(blob.length) } });
+    req.on('error', () => resolve());
+    req.on('response', (res) => {
+      res.resume();
+      resolve();
+    });
+    req.write(blob.subarray(0, MiB), () => setTimeout(() => req.destroy(), 200));
+  });
+  assert.equal((await fetch(`${registry.url}/v2/fd/short/blobs/${digest}`, { method: 'HEAD' })).status, 404);
+  assert.equal((await put(await startUpload('fd/short'), digest, blob)).status, 201);
+  assert.equal((await fetch(`${registry.url}/v2/fd/short/blobs/${digest}`, { method: 'HEAD' })).status, 200);
+});
+
 test('a declared size over 5 GiB is refused before any byte is sent', async () => {
   const location = await startUpload('fd/huge');
   const { status, body } = await rawPut(`${location}?digest=${sha256(Buffer.alloc(0))}`, { 'content-length': String(5 * 1024 * MiB + 1) });
