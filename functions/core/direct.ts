@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { fail } from './errors.js';
 import { digestAlgorithm, type Digest } from './grammar.js';
 import { partRange, planParts } from './parts.js';
-import type { UploadSessions } from './sessions.js';
+import { dataKeyOf, type UploadSessions } from './sessions.js';
 import type { BlobStore, DirectUpload, UploadSession } from '../storage/ports.js';
 
 /** Starts verification of a session elsewhere (another Lambda invocation, or in the background locally). */
@@ -66,10 +66,9 @@ export class DirectUploads {
     if (digestAlgorithm(digest) !== 'sha256') throw fail('DIGEST_INVALID', 'direct uploads are verified with sha256 digests only');
     const plan = planParts(size);
     const id = randomUUID();
-    const dataKey = `blobs/${id}`;
-    const multipartId = await this.blobs.createMultipart(dataKey);
+    const multipartId = await this.blobs.createMultipart(dataKeyOf(id));
     const direct: DirectUpload = { digest, size, partSize: plan.partSize, partCount: plan.count, state: 'uploading', verified: 0 };
-    const session = await this.sessions.start(repository, { id, dataKey, multipartId, direct });
+    const session = await this.sessions.start(repository, { multipartId, direct }, id);
     return { status: toStatus(session), parts: await this.presign(session, 1, MAX_URLS_PER_ANSWER) };
   }
 

@@ -60,6 +60,11 @@ const HASH_BYTES_PER_MS = 150_000;
 /** Finished direct and front-door sessions stay a day for status polls, then expire. */
 const FINISHED_TTL_SECONDS = 24 * 3600;
 
+/** Where the blob of session `id` will live: no other upload ever writes there. */
+export function dataKeyOf(id: string): string {
+  return `blobs/${id}`;
+}
+
 /** The kind of a stored session. */
 export function kindOf(session: UploadSession): SessionKind {
   return session.direct ? 'direct' : session.incoming ? 'incoming' : 'standard';
@@ -78,14 +83,16 @@ export class UploadSessions {
     readonly settings: SessionSettings = DEFAULT_SESSION_SETTINGS,
   ) {}
 
-  /** Opens a session of `repository`; `fields` add to it (a direct upload's state). */
-  async start(repository: string, fields: Partial<UploadSession> = {}): Promise<UploadSession> {
-    const id = randomUUID();
+  /**
+   * Opens a session of `repository` (with the id `id`, fresh by default); `fields` add to
+   * it (a direct upload's state).
+   */
+  async start(repository: string, fields: Partial<UploadSession> = {}, id = randomUUID()): Promise<UploadSession> {
     const now = Date.now();
     const session: UploadSession = {
       id,
       repository,
-      dataKey: `blobs/${id}`,
+      dataKey: dataKeyOf(id),
       offset: 0,
       parts: [],
       tailSize: 0,

@@ -2,13 +2,13 @@
 import { fail } from '../core/errors.js';
 import { isDigest, isRepositoryName, parseDigest } from '../core/grammar.js';
 import { parseContentRange } from '../core/range.js';
+import { parseSegment } from '../core/signed-paths.js';
 import type { Registry } from '../core/registry.js';
 import { uploadHeaders } from '../core/sessions.js';
 import type { BlobRecord } from '../storage/ports.js';
 import { empty, type AuthorizedRequest, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
 
-/** A session id, optionally followed by the front door's signature (`.<exp>.<kv>.<sig>`), which the API ignores. */
-const SESSION_ID = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:\.[0-9]{1,12}\.[0-9]{1,4}\.[A-Za-z0-9_-]{43})?$/;
+const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** POST /v2/<name>/blobs/uploads/ — end-4a, end-4b (`?digest=`), end-11 (`?mount=&from=`). */
 export async function startUpload(registry: Registry, request: AuthorizedRequest, { name }: RouteParams): Promise<HttpResponse> {
@@ -68,8 +68,9 @@ function created(name: string, blob: BlobRecord): HttpResponse {
   return empty(201, { Location: `/v2/${name}/blobs/${blob.digest}`, 'Docker-Content-Digest': blob.digest });
 }
 
-function sessionId(id: string): string {
-  const m = SESSION_ID.exec(id);
-  if (!m) throw fail('BLOB_UPLOAD_UNKNOWN', 'upload session unknown', { session: id.slice(0, 64) });
-  return m[1];
+/** The session id of an upload URL's last segment; the front door's signature after it, if any, is the edge's business. */
+function sessionId(segment: string): string {
+  const id = parseSegment(segment)?.id ?? segment;
+  if (!SESSION_ID.test(id)) throw fail('BLOB_UPLOAD_UNKNOWN', 'upload session unknown', { session: segment.slice(0, 64) });
+  return id;
 }
