@@ -158,13 +158,19 @@ describe('credential safety', () => {
       const response = await token([], basic(user, 'not-the-password'));
       return { ms: performance.now() - started, status: response.status, body: await response.text() };
     };
-    const unknown = await time('nobody-here');
-    const known = await time('admin');
-    assert.equal(unknown.status, 401);
-    assert.equal(known.status, 401);
-    assert.equal(unknown.body, known.body);
-    assert.ok(unknown.ms > known.ms / 3 && unknown.ms < known.ms * 3, `unknown ${unknown.ms} ms vs known ${known.ms} ms`);
+    // Fastest of three each, alternating: a busy machine only ever adds time, so the minimum shows
+    // the work itself (one scrypt either way) rather than the load of the moment.
+    const runs: { unknown: Awaited<ReturnType<typeof time>>; known: Awaited<ReturnType<typeof time>> }[] = [];
+    for (let i = 0; i < 3; i++) runs.push({ unknown: await time('nobody-here'), known: await time('admin') });
     await store.clearLoginFailures('admin');
+    for (const { unknown, known } of runs) {
+      assert.equal(unknown.status, 401);
+      assert.equal(known.status, 401);
+      assert.equal(unknown.body, known.body);
+    }
+    const unknownMs = Math.min(...runs.map((r) => r.unknown.ms));
+    const knownMs = Math.min(...runs.map((r) => r.known.ms));
+    assert.ok(unknownMs > knownMs / 3 && unknownMs < knownMs * 3, `unknown ${unknownMs} ms vs known ${knownMs} ms`);
   });
 
   test('repeated failed logins are slowed: 429 with Retry-After, even for the right password', async () => {

@@ -1,11 +1,13 @@
 /**
- * `npm run bench [-- --quick] [--sections docker,http,chunked,berth-push,lambda,cost] [--out <file.md>]
+ * `npm run bench [-- --quick] [--sections docker,http,chunked,berth-push,frontdoor,lambda,cost] [--out <file.md>]
  *   [--keep-logs <dir>] [--no-build]`
  *
  * Berth (`npm start`: embedded emulators) and the reference registry (Debian's docker-registry,
  * CNCF distribution, filesystem storage; installed from Debian if missing) side by side on this
  * machine: the same work against both, alternating, several rounds, medians, ratios Berth /
- * reference. Then the Lambda bundle's size and cold start, and the cost per push and pull.
+ * reference. Then pushes through the emulated front door (`BERTH_EMULATE_LAMBDA=1`: Docker 29 and
+ * `berth push`) against docker 20.10 → the reference (test/bench/frontdoor.ts). Then the Lambda
+ * bundle's size and cold start, and the cost per push and pull.
  * Progress goes to stderr; the Markdown report to stdout (and to --out).
  */
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -17,12 +19,13 @@ import { berthPushAvailable, berthPushRounds } from './berthpush.js';
 import { chunkedRounds } from './chunked.js';
 import { costBench, PRICES, renderCost } from './cost.js';
 import { DEBIAN, dockerRounds, RANDOM_64, TEN_LAYERS } from './docker.js';
+import { frontdoorRounds } from './frontdoor.js';
 import { httpRounds } from './http.js';
 import { lambdaBench, type LambdaReport } from './lambda.js';
 import { ensureReferenceInstalled, ReferenceRegistry } from './reference.js';
 import { markdownTable, MiB, progress, renderTable, type Row, type Target } from './report.js';
 
-const SECTIONS = ['docker', 'http', 'chunked', 'berth-push', 'lambda', 'cost'] as const;
+const SECTIONS = ['docker', 'http', 'chunked', 'berth-push', 'frontdoor', 'lambda', 'cost'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; sections: Set<Section>; out?: string; build: boolean; keepLogs?: string } {
@@ -74,6 +77,8 @@ async function main(): Promise<void> {
     httpSeconds: q ? 2 : 10,
     chunkedRounds: q ? 2 : 5,
     berthPushRounds: q ? 1 : 3,
+    frontdoorRounds: q ? 1 : 3,
+    frontdoorMiB: q ? 64 : 300,
     coldRuns: 10,
     variantRuns: q ? 0 : 10,
   };
@@ -147,6 +152,12 @@ async function main(): Promise<void> {
         progress(`request logs kept in ${options.keepLogs}`);
       }
     }
+    await section('frontdoor', async () => {
+      const result = await frontdoorRounds(cleanup, plan.frontdoorRounds, plan.frontdoorMiB);
+      version ||= result.version;
+      rows.push(...result.rows);
+      for (const note of result.notes) report.push('', note);
+    });
     await section('lambda', async () => {
       lambda = await lambdaBench({ coldRuns: plan.coldRuns, variantRuns: plan.variantRuns, build: options.build });
     });
@@ -170,7 +181,7 @@ async function main(): Promise<void> {
       out.push(
         `## Berth vs the reference registry (${version ? `docker-registry ${version}` : 'reference'}), same machine`,
         '',
-        `Medians over rounds, alternating which registry goes first. Rounds: docker ${plan.dockerRounds} (Debian ${plan.debianRounds}), HTTP ${plan.httpRounds} × ${plan.httpSeconds} s per registry and case, chunked upload ${plan.chunkedRounds}. The last column is Berth / reference: below 1.00× is better for Berth where lower is better (times, latencies), above 1.00× where higher is better (rates).`,
+        `Medians over rounds, alternating which registry goes first. Rounds: docker ${plan.dockerRounds} (Debian ${plan.debianRounds}), HTTP ${plan.httpRounds} × ${plan.httpSeconds} s per registry and case, chunked upload ${plan.chunkedRounds}, front door ${plan.frontdoorRounds} × ${plan.frontdoorMiB} MiB (its rows: Docker 29 or \`berth push\` to \`BERTH_EMULATE_LAMBDA=1\` in the Berth column, docker 20.10 to the reference in the reference column). The last column is Berth / reference: below 1.00× is better for Berth where lower is better (times, latencies), above 1.00× where higher is better (rates).`,
         '',
         renderTable(rows),
         ...report,
