@@ -15,7 +15,7 @@
  * `BERTH_EMULATE_LAMBDA`, `BERTH_FRONT_DOOR`, and the variables of functions/config.ts. Mistakes a person can fix (a
  * bad value, a port in use, a data folder another server holds) end it with one line on stderr.
  */
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,11 +139,40 @@ server.listen(port, host, () => {
   console.log(`berth: registry listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${port} (${where}${how})`);
 });
 
+/** Requests being answered, so that a stop can let them finish. */
+let inFlight = 0;
+server.on('request', (_req, res: ServerResponse) => {
+  inFlight += 1;
+  res.once('close', () => (inFlight -= 1));
+});
+
+/** How long a stop waits for requests in flight before cutting them off; all of it stays under 10 s. */
+const STOP_GRACE_MS = 5_000;
+
+/**
+ * SIGTERM (a container or supervisor) or SIGINT (Ctrl-C, or npm passing either on: the start script
+ * `exec`s node so that npm's child is this process): stop listening, let requests in flight end
+ * for up to STOP_GRACE_MS, cut off the rest, close the embedded stores (they flush and release the
+ * data folder's lock), exit. A stop that hangs exits anyway before 10 s. Ctrl-C under npm
+ * delivers SIGINT twice (from the terminal and from npm), hence one stop for all signals.
+ */
+async function stop(signal: NodeJS.Signals): Promise<void> {
+  console.log(`berth: ${signal}: stopping (${inFlight} request${inFlight === 1 ? '' : 's'} in flight)`);
+  setTimeout(() => process.exit(1), 9_000).unref();
+  const closed = new Promise<void>((done) => server.close(() => done()));
+  server.closeIdleConnections();
+  const deadline = Date.now() + STOP_GRACE_MS;
+  while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  server.closeAllConnections();
+  await closed;
+  await emulators?.stop();
+  process.exit(0);
+}
+let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    server.close();
-    server.closeAllConnections();
-    void emulators?.stop().finally(() => process.exit(0));
-    if (!emulators) process.exit(0);
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    void stop(signal).catch(() => process.exit(1));
   });
 }
