@@ -11,7 +11,8 @@
  * Objects created under `incoming/` start the bundled `verify` function, as S3's event
  * notification does. `BERTH_FRONT_DOOR=0` leaves CloudFront out (a deployment without the front door).
  *
- * Environment: `PORT` (5000), `HOST` (0.0.0.0), `BERTH_DATA_DIR` (./.berth),
+ * Environment: `PORT` (5000), `HOST` (127.0.0.1; 0.0.0.0 with `BERTH_AUTH=required`; any other
+ * address without logins needs `BERTH_OPEN=1`), `BERTH_DATA_DIR` (./.berth),
  * `BERTH_EMULATE_LAMBDA`, `BERTH_FRONT_DOOR`, and the variables of functions/config.ts. Mistakes a person can fix (a
  * bad value, a port in use, a data folder another server holds) end it with one line on stderr.
  */
@@ -31,7 +32,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const USAGE = `usage: npm start            (npm start -- --help: this text)
 Serves the registry, by default at http://localhost:5000 on embedded DynamoDB and S3. Environment:
-  PORT, HOST                 where to listen (5000, 0.0.0.0)
+  PORT, HOST                 where to listen (5000; 127.0.0.1, or 0.0.0.0 with BERTH_AUTH=required)
+  BERTH_OPEN=1               serve anonymous full access beyond this machine (HOST other than loopback)
   BERTH_DATA_DIR             the data folder (./.berth); one server at a time
   BERTH_AUTH                 off (anonymous full access, like registry:2; the default) or required
   BERTH_S3_ENDPOINT, BERTH_DYNAMODB_ENDPOINT   other back ends instead of the embedded ones (both)
@@ -39,6 +41,11 @@ Serves the registry, by default at http://localhost:5000 on embedded DynamoDB an
   BERTH_EMULATE_LAMBDA=1     the deployment: emulated CloudFront front door, bundled Lambda handler
                              behind an emulated API Gateway HTTP API (BERTH_FRONT_DOOR=0: no CloudFront)
 README.md ("Local server") explains each.`;
+
+/** Whether `host` is this machine only (an IPv4 127.x address, ::1 or localhost). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 /** Ends the process with one line a person can act on, no stack trace. */
 function fatal(message: string, exitCode: number): never {
@@ -55,10 +62,17 @@ if (args.length > 0) fatal(`unknown argument ${args[0]}: npm start takes its set
 
 const port = Number(process.env.PORT ?? 5000);
 if (!/^\d{1,5}$/.test(process.env.PORT ?? '5000') || port > 65535) fatal(`invalid configuration: PORT: not a port number: ${process.env.PORT}`, 2);
-const host = process.env.HOST ?? '0.0.0.0';
 const dataDir = resolve(process.env.BERTH_DATA_DIR ?? '.berth');
 // Like registry:2, anonymous full access unless BERTH_AUTH=required.
 process.env.BERTH_AUTH ??= 'off';
+const loginsRequired = process.env.BERTH_AUTH === 'required';
+// Anonymous full access (push and delete included) stays on this machine unless a person asks
+// for more in so many words; with logins required, every interface, as a team server wants.
+const host = process.env.HOST ?? (loginsRequired ? '0.0.0.0' : '127.0.0.1');
+const openToNetwork = !loginsRequired && !isLoopback(host);
+if (openToNetwork && process.env.BERTH_OPEN !== '1') {
+  fatal(`HOST=${host} would give anyone who can reach it anonymous full access (push and delete included): set BERTH_AUTH=required, or BERTH_OPEN=1 to serve it anyway`, 2);
+}
 const emulateLambda = process.env.BERTH_EMULATE_LAMBDA === '1';
 const frontDoor = emulateLambda && process.env.BERTH_FRONT_DOOR !== '0';
 let kvsFile = '';
@@ -130,13 +144,16 @@ server.once('error', (error: NodeJS.ErrnoException) => {
   void (emulators?.stop() ?? Promise.resolve()).finally(() => fatal(message, 1));
 });
 server.listen(port, host, () => {
-  const where = emulators ? `embedded DynamoDB and S3 under ${dataDir}` : `${process.env.BERTH_S3_ENDPOINT} and ${process.env.BERTH_DYNAMODB_ENDPOINT}`;
+  const where = emulators ? `data folder ${dataDir} (embedded DynamoDB and S3)` : `back ends ${process.env.BERTH_S3_ENDPOINT} and ${process.env.BERTH_DYNAMODB_ENDPOINT}`;
   const how = frontDoor
-    ? ', emulated CloudFront front door before the bundled Lambda handler behind an emulated API Gateway HTTP API'
+    ? '; emulated CloudFront front door before the bundled Lambda handler behind an emulated API Gateway HTTP API'
     : emulateLambda
-      ? ', bundled Lambda handler behind an emulated API Gateway HTTP API'
+      ? '; bundled Lambda handler behind an emulated API Gateway HTTP API'
       : '';
-  console.log(`berth: registry listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${port} (${where}${how})`);
+  const mode = loginsRequired ? 'logins required' : 'anonymous full access (no logins; BERTH_AUTH=required asks for them)';
+  const address = `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}${isLoopback(host) ? ' (this machine only)' : ['0.0.0.0', '::'].includes(host) ? ' (every interface)' : ''}`;
+  console.log(`berth: registry listening on ${address}; ${mode}; ${where}${how}`);
+  if (openToNetwork) console.error(`berth: WARNING: BERTH_OPEN=1: anyone who can reach ${address} can pull, push and delete without logging in`);
 });
 
 /** Requests being answered, so that a stop can let them finish. */
