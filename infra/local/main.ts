@@ -25,7 +25,7 @@ import { registryFor } from '../../functions/wiring.js';
 import { createCloudFrontEmulator } from './cloudfront-emulator.js';
 import { DataDirInUse, EMULATOR_CREDENTIALS, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
 import { asyncInvoker, bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes, VERIFY_BUNDLE } from './lambda-emulator.js';
-import { createRegistryServer } from './server.js';
+import { BODY_IDLE_MS, createRegistryServer } from './server.js';
 
 // The local stack runs on the machine's Node 20 by design; the SDK's notice about Node 22 is for Lambda.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -33,6 +33,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const USAGE = `usage: npm start            (npm start -- --help: this text)
 Serves the registry, by default at http://localhost:5000 on embedded DynamoDB and S3. Environment:
   PORT, HOST                 where to listen (5000; 127.0.0.1, or 0.0.0.0 with BERTH_AUTH=required)
+  BERTH_BODY_IDLE_TIMEOUT    seconds a request body may send nothing before it fails (60)
   BERTH_OPEN=1               serve anonymous full access beyond this machine (HOST other than loopback)
   BERTH_DATA_DIR             the data folder (./.berth); one server at a time
   BERTH_AUTH                 off (anonymous full access, like registry:2; the default) or required
@@ -63,6 +64,8 @@ if (args.length > 0) fatal(`unknown argument ${args[0]}: npm start takes its set
 const port = Number(process.env.PORT ?? 5000);
 if (!/^\d{1,5}$/.test(process.env.PORT ?? '5000') || port > 65535) fatal(`invalid configuration: PORT: not a port number: ${process.env.PORT}`, 2);
 const dataDir = resolve(process.env.BERTH_DATA_DIR ?? '.berth');
+const idleSeconds = Number(process.env.BERTH_BODY_IDLE_TIMEOUT ?? BODY_IDLE_MS / 1000);
+if (!(idleSeconds > 0)) fatal(`invalid configuration: BERTH_BODY_IDLE_TIMEOUT: not a positive number of seconds: ${process.env.BERTH_BODY_IDLE_TIMEOUT}`, 2);
 // Like registry:2, anonymous full access unless BERTH_AUTH=required.
 process.env.BERTH_AUTH ??= 'off';
 const loginsRequired = process.env.BERTH_AUTH === 'required';
@@ -109,7 +112,7 @@ if (emulateLambda) ensureBundle();
 
 /** The front end the clients talk to: CloudFront before API Gateway, API Gateway alone, or the plain server. */
 async function frontEnd(): Promise<Server> {
-  if (!emulateLambda) return createRegistryServer(registryFor(config));
+  if (!emulateLambda) return createRegistryServer(registryFor(config), { bodyIdleMs: idleSeconds * 1000 });
   const gateway = createLambdaEmulator({ loadHandler: bundleLoader() });
   if (!frontDoor) return gateway;
   await new Promise<void>((done) => gateway.listen(0, '127.0.0.1', done));
