@@ -56,13 +56,19 @@ async function stalledPatch(url: string): Promise<{ ended: Promise<string> }> {
   return { ended };
 }
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  test(`${signal} to npm's PID stops npm start within 10 s: no process left, the port free, the request in flight ended`, async () => {
+const CASES: Array<[NodeJS.Signals, string, Record<string, string>]> = [
+  ['SIGTERM', 'npm start', {}],
+  ['SIGINT', 'npm start', {}],
+  ['SIGTERM', 'BERTH_EMULATE_LAMBDA=1 npm start', { BERTH_EMULATE_LAMBDA: '1' }],
+];
+
+for (const [signal, what, mode] of CASES) {
+  test(`${signal} to npm's PID stops ${what} within 10 s: no process left, the port free, the request in flight ended`, async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'berth-stop-'));
     const port = await freePort();
     const npm = spawn('npm', ['start'], {
       cwd: ROOT,
-      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', BERTH_DATA_DIR: dataDir, BERTH_AUTH: 'off', BERTH_S3_ENDPOINT: '', BERTH_DYNAMODB_ENDPOINT: '' },
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', BERTH_DATA_DIR: dataDir, BERTH_AUTH: 'off', BERTH_S3_ENDPOINT: '', BERTH_DYNAMODB_ENDPOINT: '', ...mode },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
