@@ -4,7 +4,7 @@
  * needs only a few S3 parts of memory) and blob bodies back out. One log line per request.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import { finished, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fail } from '../../functions/core/errors.js';
 import type { Registry } from '../../functions/core/registry.js';
@@ -66,7 +66,8 @@ async function serve(registry: Registry, req: IncomingMessage, res: ServerRespon
   }
   // A body the handler did not read (an error before the upload started) is drained, not left
   // to stall the connection.
-  if (received.stalled) req.destroy();
+  // Once the answer is out (destroying sooner could cut it off).
+  if (received.stalled) finished(res, () => req.destroy());
   else if (!req.complete) req.resume();
   const ms = (performance.now() - started).toFixed(1);
   log(`${req.method} ${request.path} ${response.status} ${ms}ms in=${received.bytes} out=${sent}`);
