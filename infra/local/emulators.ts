@@ -2,16 +2,24 @@
  * The embedded back ends of the local stack: `dynalite` (DynamoDB) and `s3rver` (S3), started
  * in-process on loopback with their data under one folder, table and bucket created on first
  * start. s3rver verifies no signatures, so it must never listen beyond loopback, and blobs are
- * streamed by Berth rather than redirected to it.
+ * streamed by Berth rather than redirected to it (except in the emulated deployment, where the
+ * clients and the emulated CloudFront on this machine read it; its `Range` answers are corrected
+ * to S3's by {@link rangeAsS3}).
  */
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import S3rver from 's3rver';
+import type { Readable } from 'node:stream';
+import S3rver, { type S3rverContext } from 's3rver';
+
+/** s3rver's error, which its error handler answers as S3's XML error. */
+const S3Error = createRequire(import.meta.url)('s3rver/lib/models/error') as new (code: string, message: string, detail?: Record<string, unknown>) => Error;
 
 /** Fixed credentials: the emulators accept any, the SDK insists on some. */
 export const EMULATOR_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -74,6 +82,8 @@ export async function startEmulators(dataDir: string, options: { auth?: string }
     directory: join(dataDir, 's3'),
     configureBuckets: [{ name: names.bucket }],
   });
+  // Before s3rver's router (the last middleware), after its error handler and XML encoder.
+  s3.middleware.splice(s3.middleware.length - 1, 0, rangeAsS3);
   const s3Address = (await s3.run()) as AddressInfo;
   const dynamoEndpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
   await createTable(dynamoEndpoint, names.table);
@@ -162,4 +172,50 @@ async function localSecret(dataDir: string, name: string): Promise<string> {
     await writeFile(file, key, { mode: 0o600, flag: 'wx' }).catch(() => undefined);
     return (await readFile(file, 'utf8')).trim();
   }
+}
+
+/**
+ * What S3 does with `header` on an object of `size` bytes: the byte range to answer (206), that no
+ * range of it can be answered (416 InvalidRange), or nothing, for a header S3 ignores (the whole
+ * object, 200): other units, several ranges, first byte after last.
+ */
+export function s3Range(header: string, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match || (match[1] === '' && match[2] === '')) return undefined;
+  if (match[1] === '') {
+    // A suffix: the last n bytes.
+    const suffix = Number(match[2]);
+    if (suffix === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(match[1]);
+  const last = match[2] === '' ? Infinity : Number(match[2]);
+  if (last < start) return undefined;
+  if (start >= size) return 'unsatisfiable';
+  return { start, end: Math.min(last, size - 1) };
+}
+
+/**
+ * s3rver reads `Range` wrongly (`bytes=0-0` gives the whole object labelled as a range, `bytes=-5`
+ * the first 6 bytes), and blob GETs reach it through presigned URLs and the emulated CloudFront.
+ * This middleware hides the header from s3rver, lets it answer the whole object (its ETag,
+ * metadata and conditional requests stay its own), and then answers the range as S3 does.
+ */
+async function rangeAsS3(ctx: S3rverContext, next: () => Promise<void>): Promise<void> {
+  const header = ctx.req.headers.range;
+  if (header === undefined || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+  delete ctx.req.headers.range;
+  await next();
+  const { bucket, key, queryMethod } = ctx.params ?? {};
+  if (ctx.status !== 200 || !bucket || !key || queryMethod !== undefined) return;
+  const size = ctx.length ?? 0;
+  const range = s3Range(header, size);
+  if (range === undefined) return;
+  (ctx.body as Readable | undefined)?.destroy();
+  if (range === 'unsatisfiable') throw new S3Error('InvalidRange', 'The requested range is not satisfiable', { RangeRequested: header, ActualObjectSize: size });
+  // A HEAD has no body to replace (and Koa would answer 204 without Content-Type for an empty one).
+  if (ctx.method === 'GET') ctx.body = createReadStream(ctx.store.getResourcePath(bucket, key, 'object'), range);
+  ctx.status = 206;
+  ctx.length = range.end - range.start + 1;
+  ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
 }

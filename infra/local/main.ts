@@ -11,11 +11,12 @@
  * Objects created under `incoming/` start the bundled `verify` function, as S3's event
  * notification does. `BERTH_FRONT_DOOR=0` leaves CloudFront out (a deployment without the front door).
  *
- * Environment: `PORT` (5000), `HOST` (0.0.0.0), `BERTH_DATA_DIR` (./.berth),
+ * Environment: `PORT` (5000), `HOST` (127.0.0.1; 0.0.0.0 with `BERTH_AUTH=required`; any other
+ * address without logins needs `BERTH_OPEN=1`), `BERTH_DATA_DIR` (./.berth),
  * `BERTH_EMULATE_LAMBDA`, `BERTH_FRONT_DOOR`, and the variables of functions/config.ts. Mistakes a person can fix (a
  * bad value, a port in use, a data folder another server holds) end it with one line on stderr.
  */
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,14 +25,16 @@ import { registryFor } from '../../functions/wiring.js';
 import { createCloudFrontEmulator } from './cloudfront-emulator.js';
 import { DataDirInUse, EMULATOR_CREDENTIALS, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
 import { asyncInvoker, bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes, VERIFY_BUNDLE } from './lambda-emulator.js';
-import { createRegistryServer } from './server.js';
+import { BODY_IDLE_MS, createRegistryServer } from './server.js';
 
 // The local stack runs on the machine's Node 20 by design; the SDK's notice about Node 22 is for Lambda.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const USAGE = `usage: npm start            (npm start -- --help: this text)
 Serves the registry, by default at http://localhost:5000 on embedded DynamoDB and S3. Environment:
-  PORT, HOST                 where to listen (5000, 0.0.0.0)
+  PORT, HOST                 where to listen (5000; 127.0.0.1, or 0.0.0.0 with BERTH_AUTH=required)
+  BERTH_BODY_IDLE_TIMEOUT    seconds a request body may send nothing before it fails (60)
+  BERTH_OPEN=1               serve anonymous full access beyond this machine (HOST other than loopback)
   BERTH_DATA_DIR             the data folder (./.berth); one server at a time
   BERTH_AUTH                 off (anonymous full access, like registry:2; the default) or required
   BERTH_S3_ENDPOINT, BERTH_DYNAMODB_ENDPOINT   other back ends instead of the embedded ones (both)
@@ -39,6 +42,11 @@ Serves the registry, by default at http://localhost:5000 on embedded DynamoDB an
   BERTH_EMULATE_LAMBDA=1     the deployment: emulated CloudFront front door, bundled Lambda handler
                              behind an emulated API Gateway HTTP API (BERTH_FRONT_DOOR=0: no CloudFront)
 README.md ("Local server") explains each.`;
+
+/** Whether `host` is this machine only (an IPv4 127.x address, ::1 or localhost). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 /** Ends the process with one line a person can act on, no stack trace. */
 function fatal(message: string, exitCode: number): never {
@@ -55,10 +63,19 @@ if (args.length > 0) fatal(`unknown argument ${args[0]}: npm start takes its set
 
 const port = Number(process.env.PORT ?? 5000);
 if (!/^\d{1,5}$/.test(process.env.PORT ?? '5000') || port > 65535) fatal(`invalid configuration: PORT: not a port number: ${process.env.PORT}`, 2);
-const host = process.env.HOST ?? '0.0.0.0';
 const dataDir = resolve(process.env.BERTH_DATA_DIR ?? '.berth');
+const idleSeconds = Number(process.env.BERTH_BODY_IDLE_TIMEOUT ?? BODY_IDLE_MS / 1000);
+if (!(idleSeconds > 0)) fatal(`invalid configuration: BERTH_BODY_IDLE_TIMEOUT: not a positive number of seconds: ${process.env.BERTH_BODY_IDLE_TIMEOUT}`, 2);
 // Like registry:2, anonymous full access unless BERTH_AUTH=required.
 process.env.BERTH_AUTH ??= 'off';
+const loginsRequired = process.env.BERTH_AUTH === 'required';
+// Anonymous full access (push and delete included) stays on this machine unless a person asks
+// for more in so many words; with logins required, every interface, as a team server wants.
+const host = process.env.HOST ?? (loginsRequired ? '0.0.0.0' : '127.0.0.1');
+const openToNetwork = !loginsRequired && !isLoopback(host);
+if (openToNetwork && process.env.BERTH_OPEN !== '1') {
+  fatal(`HOST=${host} would give anyone who can reach it anonymous full access (push and delete included): set BERTH_AUTH=required, or BERTH_OPEN=1 to serve it anyway`, 2);
+}
 const emulateLambda = process.env.BERTH_EMULATE_LAMBDA === '1';
 const frontDoor = emulateLambda && process.env.BERTH_FRONT_DOOR !== '0';
 let kvsFile = '';
@@ -95,7 +112,7 @@ if (emulateLambda) ensureBundle();
 
 /** The front end the clients talk to: CloudFront before API Gateway, API Gateway alone, or the plain server. */
 async function frontEnd(): Promise<Server> {
-  if (!emulateLambda) return createRegistryServer(registryFor(config));
+  if (!emulateLambda) return createRegistryServer(registryFor(config), { bodyIdleMs: idleSeconds * 1000 });
   const gateway = createLambdaEmulator({ loadHandler: bundleLoader() });
   if (!frontDoor) return gateway;
   await new Promise<void>((done) => gateway.listen(0, '127.0.0.1', done));
@@ -130,20 +147,52 @@ server.once('error', (error: NodeJS.ErrnoException) => {
   void (emulators?.stop() ?? Promise.resolve()).finally(() => fatal(message, 1));
 });
 server.listen(port, host, () => {
-  const where = emulators ? `embedded DynamoDB and S3 under ${dataDir}` : `${process.env.BERTH_S3_ENDPOINT} and ${process.env.BERTH_DYNAMODB_ENDPOINT}`;
+  const where = emulators ? `data folder ${dataDir} (embedded DynamoDB and S3)` : `back ends ${process.env.BERTH_S3_ENDPOINT} and ${process.env.BERTH_DYNAMODB_ENDPOINT}`;
   const how = frontDoor
-    ? ', emulated CloudFront front door before the bundled Lambda handler behind an emulated API Gateway HTTP API'
+    ? '; emulated CloudFront front door before the bundled Lambda handler behind an emulated API Gateway HTTP API'
     : emulateLambda
-      ? ', bundled Lambda handler behind an emulated API Gateway HTTP API'
+      ? '; bundled Lambda handler behind an emulated API Gateway HTTP API'
       : '';
-  console.log(`berth: registry listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${port} (${where}${how})`);
+  const mode = loginsRequired ? 'logins required' : 'anonymous full access (no logins; BERTH_AUTH=required asks for them)';
+  const address = `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}${isLoopback(host) ? ' (this machine only)' : ['0.0.0.0', '::'].includes(host) ? ' (every interface)' : ''}`;
+  console.log(`berth: registry listening on ${address}; ${mode}; ${where}${how}`);
+  if (openToNetwork) console.error(`berth: WARNING: BERTH_OPEN=1: anyone who can reach ${address} can pull, push and delete without logging in`);
 });
 
+/** Requests being answered, so that a stop can let them finish. */
+let inFlight = 0;
+server.on('request', (_req, res: ServerResponse) => {
+  inFlight += 1;
+  res.once('close', () => (inFlight -= 1));
+});
+
+/** How long a stop waits for requests in flight before cutting them off; all of it stays under 10 s. */
+const STOP_GRACE_MS = 5_000;
+
+/**
+ * SIGTERM (a container or supervisor) or SIGINT (Ctrl-C, or npm passing either on: the start script
+ * `exec`s node so that npm's child is this process): stop listening, let requests in flight end
+ * for up to STOP_GRACE_MS, cut off the rest, close the embedded stores (they flush and release the
+ * data folder's lock), exit. A stop that hangs exits anyway before 10 s. Ctrl-C under npm
+ * delivers SIGINT twice (from the terminal and from npm), hence one stop for all signals.
+ */
+async function stop(signal: NodeJS.Signals): Promise<void> {
+  console.log(`berth: ${signal}: stopping (${inFlight} request${inFlight === 1 ? '' : 's'} in flight)`);
+  setTimeout(() => process.exit(1), 9_000).unref();
+  const closed = new Promise<void>((done) => server.close(() => done()));
+  server.closeIdleConnections();
+  const deadline = Date.now() + STOP_GRACE_MS;
+  while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  server.closeAllConnections();
+  await closed;
+  await emulators?.stop();
+  process.exit(0);
+}
+let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    server.close();
-    server.closeAllConnections();
-    void emulators?.stop().finally(() => process.exit(0));
-    if (!emulators) process.exit(0);
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    void stop(signal).catch(() => process.exit(1));
   });
 }

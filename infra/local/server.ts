@@ -4,7 +4,7 @@
  * needs only a few S3 parts of memory) and blob bodies back out. One log line per request.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import { finished, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fail } from '../../functions/core/errors.js';
 import type { Registry } from '../../functions/core/registry.js';
@@ -14,22 +14,45 @@ import type { HttpRequest } from '../../functions/http/types.js';
 /** Where request log lines go (stdout by default). */
 export type RequestLog = (line: string) => void;
 
-/** A server that answers the registry API for `registry`. Call `listen` on it. */
-export function createRegistryServer(registry: Registry, log: RequestLog = console.log): Server {
-  const server = createServer((req, res) => void serve(registry, req, res, log));
-  // Uploads of large layers may take long; a fixed request timeout would cut them off.
+/** The default of {@link ServerOptions.bodyIdleMs}: a slow network pauses for seconds, not a minute. */
+export const BODY_IDLE_MS = 60_000;
+
+export interface ServerOptions {
+  /** Where request log lines go (stdout by default). */
+  log?: RequestLog;
+  /** A request body from which no byte arrives for this long fails (400, connection closed). */
+  bodyIdleMs?: number;
+}
+
+/**
+ * A server that answers the registry API for `registry`. Call `listen` on it. Its timeouts: the
+ * request line and headers within 60 s; a body at any pace, but never silent for `bodyIdleMs`;
+ * no bound on a whole request, since an upload of a large layer may take long.
+ */
+export function createRegistryServer(registry: Registry, options: ServerOptions = {}): Server {
+  const settings = { log: options.log ?? console.log, bodyIdleMs: options.bodyIdleMs ?? BODY_IDLE_MS };
+  const server = createServer((req, res) => void serve(registry, req, res, settings));
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   return server;
 }
 
-async function serve(registry: Registry, req: IncomingMessage, res: ServerResponse, log: RequestLog): Promise<void> {
+interface BodyState {
+  /** Body bytes the handler read. */
+  bytes: number;
+  /** The body fell silent for longer than the idle timeout. */
+  stalled: boolean;
+}
+
+async function serve(registry: Registry, req: IncomingMessage, res: ServerResponse, settings: Required<ServerOptions>): Promise<void> {
+  const { log } = settings;
   const started = performance.now();
-  const received = { bytes: 0 };
-  const request = toRequest(req, received);
+  const received: BodyState = { bytes: 0, stalled: false };
+  const request = toRequest(req, received, settings.bodyIdleMs);
   let sent = 0;
   const response = await route(registry, request);
-  res.writeHead(response.status, response.headers);
+  // The rest of a stalled body may never come: answer, then close the connection rather than wait for it.
+  res.writeHead(response.status, received.stalled ? { ...response.headers, connection: 'close' } : response.headers);
   try {
     if (response.body instanceof Readable) {
       response.body.on('data', (chunk: Buffer) => (sent += chunk.length));
@@ -43,13 +66,15 @@ async function serve(registry: Registry, req: IncomingMessage, res: ServerRespon
   }
   // A body the handler did not read (an error before the upload started) is drained, not left
   // to stall the connection.
-  if (!req.complete) req.resume();
+  // Once the answer is out (destroying sooner could cut it off).
+  if (received.stalled) finished(res, () => req.destroy());
+  else if (!req.complete) req.resume();
   const ms = (performance.now() - started).toFixed(1);
   log(`${req.method} ${request.path} ${response.status} ${ms}ms in=${received.bytes} out=${sent}`);
 }
 
-/** The transport-free request; `received.bytes` counts the body bytes the handler read. */
-function toRequest(req: IncomingMessage, received: { bytes: number }): HttpRequest {
+/** The transport-free request; `received` follows the body as the handler reads it. */
+function toRequest(req: IncomingMessage, received: BodyState, bodyIdleMs: number): HttpRequest {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const headers: Record<string, string> = {};
@@ -64,20 +89,46 @@ function toRequest(req: IncomingMessage, received: { bytes: number }): HttpReque
     path: q < 0 ? url : url.slice(0, q),
     query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
     headers,
-    body: { chunks: clientBody(req, received), length: length === undefined ? undefined : Number(length) },
+    body: { chunks: clientBody(req, received, bodyIdleMs), length: length === undefined ? undefined : Number(length) },
     // The peer of the connection: X-Forwarded-For is the client's to write, so it is not used.
     sourceIp: req.socket.remoteAddress ?? '',
   };
 }
 
-/** The request body; a client that disconnects mid-body is a client error, not the registry's. */
-async function* clientBody(req: IncomingMessage, received: { bytes: number }): AsyncGenerator<Uint8Array> {
+/**
+ * The request body; a client that disconnects mid-body, or sends no byte for `idleMs` while the
+ * handler waits for one, is a client error, not the registry's. Time the handler spends on what it
+ * read (writing to S3) does not count: the clock runs only while it waits.
+ */
+async function* clientBody(req: IncomingMessage, received: BodyState, idleMs: number): AsyncGenerator<Uint8Array> {
+  const chunks = req[Symbol.asyncIterator]();
+  let ended = false;
   try {
-    for await (const chunk of req) {
-      received.bytes += (chunk as Buffer).length;
-      yield chunk as Buffer;
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const silence = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), idleMs)));
+      let next: IteratorResult<Buffer> | 'stalled';
+      try {
+        next = await Promise.race([chunks.next() as Promise<IteratorResult<Buffer>>, silence]);
+      } catch {
+        throw fail('BLOB_UPLOAD_INVALID', 'the request body ended before its end (client disconnected)');
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next === 'stalled') {
+        received.stalled = true;
+        throw fail('BLOB_UPLOAD_INVALID', `no byte of the request body arrived for ${idleMs / 1000} s`);
+      }
+      if (next.done) {
+        ended = true;
+        return;
+      }
+      received.bytes += next.value.length;
+      yield next.value;
     }
-  } catch {
-    throw fail('BLOB_UPLOAD_INVALID', 'the request body ended before its end (client disconnected)');
+  } finally {
+    // A handler that stops reading early ends the body, as `for await` would; a stalled one is
+    // left for serve() to answer before it closes the connection.
+    if (!ended && !received.stalled) await chunks.return?.();
   }
 }

@@ -226,11 +226,13 @@ export async function costBench(cleanup: Cleanup, options: { layers: number; lay
     auth: config.auth,
     tokenKey: async () => Buffer.from(tokenKey, 'base64'),
   });
-  const server = createRegistryServer(registry, (line) => {
-    const match = /^(\S+) (\S+) (\d+) ([\d.]+)ms in=(\d+) out=(\d+)/.exec(line);
-    if (match) {
-      counters.requests.push({ method: match[1], path: match[2], status: Number(match[3]), ms: Number(match[4]), bytesIn: Number(match[5]), bytesOut: Number(match[6]) });
-    }
+  const server = createRegistryServer(registry, {
+    log: (line) => {
+      const match = /^(\S+) (\S+) (\d+) ([\d.]+)ms in=(\d+) out=(\d+)/.exec(line);
+      if (match) {
+        counters.requests.push({ method: match[1], path: match[2], status: Number(match[3]), ms: Number(match[4]), bytesIn: Number(match[5]), bytesOut: Number(match[6]) });
+      }
+    },
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   cleanup.add('stop the cost server', async () => {

@@ -93,6 +93,7 @@ test('npm start -- --help prints the usage; an unknown argument or an invalid va
   oneLine(await start(['--verbose'], env), 2, /^berth: unknown argument --verbose/);
   oneLine(await start([], { ...env, BERTH_PART_SIZE: 'huge' }), 2, /^berth: invalid configuration: BERTH_PART_SIZE: /);
   oneLine(await start([], { ...env, PORT: 'fifty' }), 2, /^berth: invalid configuration: PORT: not a port number: fifty\n$/);
+  oneLine(await start([], { ...env, BERTH_BODY_IDLE_TIMEOUT: 'soon' }), 2, /^berth: invalid configuration: BERTH_BODY_IDLE_TIMEOUT: not a positive number of seconds: soon\n$/);
 });
 
 test('npm start on a port in use: one line, exit 1', async () => {

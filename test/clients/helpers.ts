@@ -36,7 +36,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** A running `npm start` (`tsx infra/local/main.ts`) child process. */
+/** A running `npm start` (`node --import tsx infra/local/main.ts`) child process. */
 export interface Berth {
   /** `127.0.0.1:<port>`, as clients name the registry. */
   host: string;

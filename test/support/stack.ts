@@ -102,7 +102,7 @@ export async function startRegistry(overrides: Record<string, string> = {}, wrap
   const { dynamo } = backends.config;
   const registry = registryFor(backends.config, wrap(new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table)));
   const log: string[] = [];
-  const server = createRegistryServer(registry, (line) => log.push(line));
+  const server = createRegistryServer(registry, { log: (line) => log.push(line) });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {

@@ -1,0 +1,63 @@
+/**
+ * Where `npm start` listens and what its banner says: anonymous full access stays on loopback
+ * unless a person asks for more in so many words; with logins required it serves every
+ * interface. The banner states the address, the mode and the data folder.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Cleanup, RegistryProcess } from '../e2e/helpers.js';
+import { start } from '../support/cli.js';
+
+const cleanup = new Cleanup();
+let scratch: string;
+before(async () => (scratch = await mkdtemp(join(tmpdir(), 'berth-listen-'))));
+after(async () => {
+  await cleanup.run();
+  await rm(scratch, { recursive: true, force: true });
+});
+
+/** An IPv4 address of this machine other than loopback, if it has one. */
+const lanAddress = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+
+/** Whether `GET /v2/` at `address:port` gets any HTTP answer. */
+async function answers(address: string, port: number): Promise<boolean> {
+  const response = await fetch(`http://${address}:${port}/v2/`, { signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+  await response?.body?.cancel();
+  return response !== undefined;
+}
+
+const banner = (registry: RegistryProcess) => registry.lines.find((line) => line.includes('registry listening')) ?? '';
+
+test('without logins and without HOST: loopback only, and the banner says so, with the mode and the data folder', async () => {
+  const registry = await RegistryProcess.start(cleanup);
+  assert.equal(
+    banner(registry),
+    `berth: registry listening on http://127.0.0.1:${registry.port} (this machine only); anonymous full access (no logins; BERTH_AUTH=required asks for them); data folder ${registry.dataDir} (embedded DynamoDB and S3)`,
+  );
+  if (lanAddress) assert.equal(await answers(lanAddress, registry.port), false, `not served on ${lanAddress}`);
+});
+
+test('without logins, HOST beyond loopback: refused in one line unless BERTH_OPEN=1, which is printed loudly', async () => {
+  const refused = await start([], { BERTH_DATA_DIR: scratch, HOST: '0.0.0.0', PORT: '0', BERTH_AUTH: 'off', BERTH_OPEN: undefined });
+  assert.equal(refused.code, 2, refused.output);
+  assert.equal(
+    refused.stderr,
+    'berth: HOST=0.0.0.0 would give anyone who can reach it anonymous full access (push and delete included): set BERTH_AUTH=required, or BERTH_OPEN=1 to serve it anyway\n',
+  );
+  const open = await RegistryProcess.start(cleanup, { env: { HOST: '0.0.0.0', BERTH_OPEN: '1' } });
+  assert.match(banner(open), new RegExp(`^berth: registry listening on http://0\\.0\\.0\\.0:${open.port} \\(every interface\\); anonymous full access`));
+  assert.ok(open.lines.some((line) => line.startsWith('berth: WARNING: BERTH_OPEN=1: anyone who can reach')), open.tail());
+  if (lanAddress) assert.equal(await answers(lanAddress, open.port), true, `served on ${lanAddress}`);
+});
+
+test('with logins required and without HOST: every interface, and the banner says logins are required', async () => {
+  const registry = await RegistryProcess.start(cleanup, { env: { BERTH_AUTH: 'required' } });
+  assert.match(banner(registry), new RegExp(`^berth: registry listening on http://0\\.0\\.0\\.0:${registry.port} \\(every interface\\); logins required; data folder `));
+  assert.ok(!registry.lines.some((line) => line.includes('WARNING')));
+  if (lanAddress) assert.equal(await answers(lanAddress, registry.port), true, `served on ${lanAddress}`);
+});
