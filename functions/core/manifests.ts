@@ -63,7 +63,7 @@ export class Manifests {
       throw fail('DIGEST_INVALID', `manifest digest is ${digest}, not ${reference.digest}`, { expected: reference.digest, actual: digest });
     }
     const parsed = parseManifest(bytes, contentType);
-    await this.checkReferences(repository, parsed);
+    await this.claimReferences(repository, parsed);
     const now = Date.now();
     const record: ManifestRecord = { repository, digest, mediaType: parsed.mediaType, size: bytes.length, subject: parsed.subject, createdAt: now };
     if (bytes.length > INLINE_MANIFEST_BYTES) {
@@ -73,10 +73,23 @@ export class Manifests {
       record.bytes = bytes;
     }
     await this.metadata.putManifest(record);
+    // Claimed again after the write: a collection that missed this manifest loses, or took a reference away.
+    try {
+      await this.claimReferences(repository, parsed);
+    } catch (error) {
+      await this.metadata.deleteManifest(repository, digest);
+      throw error;
+    }
     if (parsed.subject) await this.metadata.putReferrer(repository, parsed.subject, referrerDescriptor(record, parsed));
-    for (const tag of reference.kind === 'tag' ? [reference.tag, ...tags] : tags) {
+    const tagged = reference.kind === 'tag' ? [reference.tag, ...tags] : tags;
+    for (const tag of tagged) {
       const bytes = record.size <= TAG_COPY_BYTES ? record.bytes : undefined;
       await this.metadata.putTag({ repository, tag, digest, mediaType: record.mediaType, size: record.size, bytes, updatedAt: now });
+    }
+    // Likewise for the manifest itself, which the tags now name (it is untagged until they are written).
+    if (tagged.length > 0 && !(await this.metadata.claimManifest(repository, digest, Date.now()))) {
+      for (const tag of tagged) await this.metadata.deleteTag(repository, tag);
+      throw fail('MANIFEST_BLOB_UNKNOWN', `manifest ${digest} was removed by garbage collection while it was pushed; push the image again`, { digest });
     }
     await this.metadata.touchRepository(repository, now, await this.description(repository, parsed));
     return { digest, subject: parsed.subject };
@@ -175,10 +188,20 @@ export class Manifests {
     return record;
   }
 
-  private async checkReferences(repository: string, parsed: ParsedManifest): Promise<void> {
+  /**
+   * Checks that every blob and child manifest the manifest references is in the repository, and
+   * claims each (see core/gc.ts): called before and after the manifest is written.
+   * @throws RegistryError MANIFEST_INVALID (too many references), MANIFEST_BLOB_UNKNOWN.
+   */
+  private async claimReferences(repository: string, parsed: ParsedManifest): Promise<void> {
+    const now = Date.now();
+    const claimBlob = async (digest: Digest) =>
+      (await this.metadata.claimBlobLink(repository, digest, now)) ??
+      // Not linked yet: maybe a front-door upload still being verified (findLink waits for it).
+      ((await this.findLink(repository, digest)) && (await this.metadata.claimBlobLink(repository, digest, now)));
     const checks = [
-      ...[...new Set(parsed.blobs)].map((digest) => () => this.findLink(repository, digest).then((found) => (found ? undefined : digest))),
-      ...[...new Set(parsed.manifests)].map((digest) => () => this.metadata.getManifest(repository, digest).then((found) => (found ? undefined : digest))),
+      ...[...new Set(parsed.blobs)].map((digest) => () => claimBlob(digest).then((found) => (found ? undefined : digest))),
+      ...[...new Set(parsed.manifests)].map((digest) => () => this.metadata.claimManifest(repository, digest, now).then((found) => (found ? undefined : digest))),
     ];
     if (checks.length > MAX_REFERENCES) throw fail('MANIFEST_INVALID', `a manifest may reference at most ${MAX_REFERENCES} blobs and manifests`);
     let unknown: Digest | undefined;

@@ -6,6 +6,7 @@ import { Blobs, type BlobDelivery } from './blobs.js';
 import { Catalog } from './catalog.js';
 import { DirectUploads, type Dispatch } from './direct.js';
 import { FrontDoor } from './frontdoor.js';
+import { GarbageCollector } from './gc.js';
 import { Manifests } from './manifests.js';
 import { Search } from './search.js';
 import { UploadSessions } from './sessions.js';
@@ -34,6 +35,7 @@ export interface Registry {
   manifests: Manifests;
   catalog: Catalog;
   search: Search;
+  gc: GarbageCollector;
 }
 
 /** Wires the services onto the stores. */
@@ -50,6 +52,8 @@ export function createRegistry(
     maxChunk?: number;
     /** The key of the front door's signed paths; undefined: no front door. */
     pathKey?: () => Promise<PathKey>;
+    /** Requests the stores have sent so far (for the collector's report); undefined: not counted. */
+    requests?: () => { dynamodb: number; s3: number };
   },
 ): Registry {
   const sessions = new UploadSessions(metadata, store);
@@ -71,6 +75,7 @@ export function createRegistry(
     manifests: new Manifests(metadata, store, findLink),
     catalog: new Catalog(metadata, tokens),
     search: new Search(metadata),
+    gc: new GarbageCollector(metadata, store, sessions, options.requests),
   };
 }
 

@@ -134,9 +134,8 @@ export class Uploads {
    */
   async mount(repository: string, digest: Digest, from: string): Promise<BlobRecord | undefined> {
     const blob = await this.findLink(from, digest);
-    if (!blob) return undefined;
-    await this.sessions.link(repository, blob);
-    return blob;
+    // A blob collected meanwhile cannot be mounted: the client uploads it instead.
+    return blob && this.sessions.link(repository, blob);
   }
 
   /** Cancels a session and drops its data (DELETE of an upload URL). */
