@@ -8,6 +8,7 @@ import { DirectUploads, type Dispatch } from './direct.js';
 import { FrontDoor } from './frontdoor.js';
 import { GarbageCollector } from './gc.js';
 import { Manifests } from './manifests.js';
+import { Repositories } from './repositories.js';
 import { Search } from './search.js';
 import { UploadSessions } from './sessions.js';
 import type { PathKey } from './signed-paths.js';
@@ -36,6 +37,7 @@ export interface Registry {
   catalog: Catalog;
   search: Search;
   gc: GarbageCollector;
+  repositories: Repositories;
 }
 
 /** Wires the services onto the stores. */
@@ -63,6 +65,7 @@ export function createRegistry(
   const dispatch = options.dispatch ?? inProcess(sessions);
   const direct = new DirectUploads(sessions, store, dispatch);
   const tokens = new TokenService(options.tokenKey);
+  const manifests = new Manifests(metadata, store, findLink);
   return {
     maxChunk: options.maxChunk,
     dispatchVerification: dispatch,
@@ -72,10 +75,11 @@ export function createRegistry(
     direct,
     frontDoor,
     blobs: new Blobs(metadata, store, options.delivery, findLink, (blob) => frontDoor.blobPath(blob)),
-    manifests: new Manifests(metadata, store, findLink),
+    manifests,
     catalog: new Catalog(metadata, tokens),
     search: new Search(metadata),
     gc: new GarbageCollector(metadata, store, sessions, options.requests),
+    repositories: new Repositories(metadata, manifests),
   };
 }
 

@@ -15,6 +15,18 @@ after(() => backends.stop());
 
 const digest = (c: string) => `sha256:${c.repeat(64)}` as const;
 
+/** Every item of a paged scan. */
+async function scanAll<T>(page: (last?: string) => Promise<{ items: T[]; last?: string }>): Promise<T[]> {
+  const items: T[] = [];
+  let last: string | undefined;
+  do {
+    const next = await page(last);
+    items.push(...next.items);
+    last = next.last;
+  } while (last);
+  return items;
+}
+
 describe('MetadataStore contract', () => {
   test('blobs: first writer wins, links are per repository', async () => {
     const first = await store.putBlobIfAbsent({ digest: digest('a'), size: 3, key: 'k1' });
@@ -112,6 +124,60 @@ describe('MetadataStore contract', () => {
     await store.setVisibility('future', 'public');
     await store.setDescription('future', 'set by an admin');
     assert.deepEqual(await store.getRepository('future'), { name: 'future', visibility: 'public', pushedAt: undefined, description: 'set by an admin' });
+  });
+
+  test('claims: a conditional collect loses against any claim or rewrite after the read', async () => {
+    const blob = { digest: digest('9'), size: 5, key: 'k9' };
+    await store.putBlobIfAbsent(blob);
+    const [seen] = (await scanAll((last) => store.scanBlobs(2, last))).filter((b) => b.digest === blob.digest);
+    assert.ok(seen.claim && seen.linkedAt > 0, 'a new blob item carries a claim and its time');
+    assert.deepEqual(await store.claimBlob(blob.digest, 1234), blob, 'claiming answers the blob');
+    assert.equal(await store.collect({ kind: 'blob', digest: blob.digest, claim: seen.claim }), false, 'a claim after the read wins');
+    const [again] = (await scanAll((last) => store.scanBlobs(2, last))).filter((b) => b.digest === blob.digest);
+    assert.equal(again.linkedAt, 1234);
+    assert.equal(await store.collect({ kind: 'blob', digest: blob.digest, claim: again.claim }), true);
+    assert.equal(await store.getBlob(blob.digest), undefined);
+    assert.equal(await store.claimBlob(blob.digest, 1), undefined, 'a collected blob cannot be claimed');
+    assert.equal(await store.collect({ kind: 'blob', digest: blob.digest, claim: again.claim }), false, 'nothing to collect twice');
+
+    await store.putBlobLink('claims', blob);
+    await store.putManifest({ repository: 'claims', digest: digest('8'), mediaType: 'x/y', size: 1, bytes: new Uint8Array([1]), createdAt: 5 });
+    await store.putTag({ repository: 'claims', tag: 'v1', digest: digest('8'), mediaType: 'x/y', size: 1, updatedAt: 5 });
+    await store.putReferrer('claims', digest('8'), { mediaType: 'x/y', digest: digest('7'), size: 1 });
+    const contents = await store.readRepository('claims');
+    assert.deepEqual(contents.tags.map((t) => t.tag), ['v1']);
+    assert.deepEqual(contents.referrers, [{ subject: digest('8'), digest: digest('7') }]);
+    const [link] = contents.links;
+    assert.equal(link.usedAt, undefined, 'a fresh link is unused (a push in flight)');
+    assert.ok(await store.claimBlobLink('claims', blob.digest, 99));
+    assert.equal((await store.readRepository('claims')).links[0].usedAt, 99);
+    assert.equal(await store.collect({ kind: 'link', repository: 'claims', digest: blob.digest, claim: link.claim }), false);
+    const [manifest] = contents.manifests;
+    await store.putManifest({ repository: 'claims', digest: digest('8'), mediaType: 'x/y', size: 1, bytes: new Uint8Array([1]), createdAt: 6 });
+    assert.equal(await store.collect({ kind: 'manifest', repository: 'claims', digest: digest('8'), claim: manifest.claim }), false, 'a rewrite is a new claim');
+    assert.equal(await store.claimManifest('claims', digest('8'), 100), true);
+    const current = (await store.readRepository('claims')).manifests[0];
+    assert.equal(current.usedAt, 100);
+    assert.equal(await store.collect({ kind: 'manifest', repository: 'claims', digest: digest('8'), claim: current.claim }), true);
+    assert.equal(await store.claimManifest('claims', digest('8'), 101), false);
+    assert.equal(await store.claimBlobLink('claims', digest('6'), 1), undefined);
+  });
+
+  test('upload sessions and blob items can be scanned page by page', async () => {
+    for (const id of ['s1', 's2', 's3']) {
+      await store.createUpload({ id, repository: 'scan', dataKey: `blobs/${id}`, offset: 0, parts: [], tailSize: 0, version: 0, createdAt: 1, expiresAt: 2 });
+    }
+    const sessions = await scanAll((last) => store.scanUploads(1, last));
+    assert.deepEqual(sessions.filter((s) => s.repository === 'scan').map((s) => s.id).sort(), ['s1', 's2', 's3']);
+    assert.ok(sessions.every((s) => typeof s.id === 'string' && !('pk' in s)));
+  });
+
+  test('repositories: deleting a catalog entry, unless a push touched it since', async () => {
+    await store.touchRepository('gone', 10);
+    assert.equal(await store.deleteRepository('gone', 9), false, 'pushed since');
+    assert.equal(await store.deleteRepository('gone', 10), true);
+    assert.equal(await store.getRepository('gone'), undefined);
+    assert.equal(await store.deleteRepository('gone'), false);
   });
 
   test('login attempts: claimed atomically, at most max per window and source, however many arrive at once', async () => {
