@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import { createRegistry, type Registry } from './core/registry.js';
 import { createDynamoClient, DynamoMetadataStore } from './storage/dynamodb.js';
 import type { AccountStore, BlobStore, MetadataStore } from './storage/ports.js';
+import { countRequests } from './storage/requests.js';
 import { createS3Client, S3BlobStore } from './storage/s3.js';
 
 /**
@@ -67,16 +68,3 @@ function tokenKeySource(config: Config): KeySource {
   };
 }
 
-/**
- * Counts the requests a client sends (every attempt, retries included, as AWS bills them); returns
- * the running total. A middleware at the finalize step sees each attempt once.
- */
-function countRequests(client: { middlewareStack: { add: (m: never, o: { step: 'finalizeRequest'; name: string }) => void } }): () => number {
-  let count = 0;
-  const middleware = (next: (args: unknown) => Promise<unknown>) => (args: unknown) => {
-    count++;
-    return next(args);
-  };
-  client.middlewareStack.add(middleware as never, { step: 'finalizeRequest', name: 'berthCountRequests' });
-  return () => count;
-}

@@ -43,6 +43,17 @@ const PAGE = 100;
 /** `incoming/` objects examined per run (they also expire by the bucket's lifecycle rule after 2 days). */
 const INCOMING_PER_RUN = 1000;
 
+/**
+ * A duration such as `0s`, `90s`, `30m`, `24h`, `7d` in milliseconds.
+ * @throws Error naming the accepted forms.
+ */
+export function parseDuration(text: string): number {
+  const match = /^(\d{1,9})(ms|s|m|h|d)$/.exec(text.trim());
+  if (!match) throw new Error(`not a duration: ${JSON.stringify(text.slice(0, 40))} (use e.g. 0s, 30m, 24h, 7d)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Number(match[1]) * unit;
+}
+
 /** What one run does. */
 export interface GcOptions {
   /** Untagged manifests, used links and unlinked blobs younger than this (ms) are kept. */
