@@ -12,6 +12,7 @@
  *   berth robot remove <name>
  *   berth repo visibility <name> [public|private]
  *   berth repo describe <name> "<text>"
+ *   berth repo immutable [<pattern> on|off [--except <tag>…]]
  *   berth repo ls | tag ls <repo> | du
  *   berth rm <repo>:<tag> | <repo>@<digest> | <repo>
  *   berth gc [--dry-run] [--grace <duration>]
@@ -31,6 +32,7 @@ import { parseRepositoryName } from '../functions/core/grammar.js';
 import { RegistryError } from '../functions/core/errors.js';
 import { DEFAULT_GRACE_MS, GarbageCollector, parseDuration, type GcReport } from '../functions/core/gc.js';
 import { parseReference, type Reference } from '../functions/core/grammar.js';
+import { ImmutableTags } from '../functions/core/immutable.js';
 import { Manifests } from '../functions/core/manifests.js';
 import { Repositories } from '../functions/core/repositories.js';
 import { UploadSessions } from '../functions/core/sessions.js';
@@ -53,6 +55,9 @@ const USAGE = `usage:
   berth robot remove <name>
   berth repo visibility <name> [public|private]
   berth repo describe <name> "<text>"
+  berth repo immutable [<pattern> on|off [--except <tag>...]]
+                                   tags of matching repositories (team/*) cannot be moved or deleted, except
+                                   the --except tags (e.g. latest); without arguments: the rules
   berth repo ls                    repositories: visibility, tags, stored bytes (shared blobs once), last push
   berth tag ls <repo>              tags with their digests and push times
   berth rm <repo>:<tag>            deletes the tag only
@@ -90,6 +95,7 @@ function parseCommandLine() {
         region: { type: 'string' },
         'dry-run': { type: 'boolean' },
         grace: { type: 'string' },
+        except: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -144,6 +150,7 @@ const COMMANDS: Record<string, (target: Target, args: string[]) => Promise<void>
   'repo visibility': (target, [name, value]) => visibility(target, name, value),
   'repo describe': ({ store }, [name, text]) => describe(store, name, text),
   'repo ls': (target) => listRepositories(target),
+  'repo immutable': (target, [pattern, value]) => immutable(target, pattern, value),
   'tag ls': (target, [name]) => listTags(target, name),
   rm: (target, [reference]) => remove(target, reference),
   du: (target) => diskUsage(target),
@@ -267,7 +274,29 @@ async function describe(store: DynamoMetadataStore, repository: string | undefin
 /** The repository service on the target's table (deletes and listings touch no bytes). */
 function repositoriesOf({ store, blobs }: Target): Repositories {
   const noBytes = blobs ?? (new Proxy({}, { get: () => () => Promise.reject(new Error('no bucket')) }) as BlobStore);
-  return new Repositories(store, new Manifests(store, noBytes, (repository, digest) => store.getBlobLink(repository, digest)));
+  const immutable = new ImmutableTags(store);
+  return new Repositories(store, new Manifests(store, noBytes, (repository, digest) => store.getBlobLink(repository, digest), immutable), immutable);
+}
+
+/** Lists the immutability rules, or turns the rule of `pattern` on (with its exceptions) or off. */
+async function immutable({ store }: Target, pattern: string | undefined, value: string | undefined): Promise<void> {
+  if (pattern === undefined) {
+    const rules = await store.listImmutableRules();
+    if (rules.length === 0) console.log('no immutable tags');
+    for (const rule of rules) console.log(`${rule.pattern}\timmutable${rule.except.length ? `, except ${rule.except.join(', ')}` : ''}`);
+    return;
+  }
+  if (!repositoryPattern.safeParse(pattern).success) throw new UsageError(`not a repository pattern: ${pattern}`);
+  if (value === 'off') {
+    if (options.except) throw new UsageError('--except goes with on');
+    console.log((await store.deleteImmutableRule(pattern)) ? `tags of ${pattern} are mutable again` : `${pattern} had no rule; nothing changed`);
+    return;
+  }
+  if (value !== 'on') throw new UsageError('repo immutable <pattern> on|off [--except <tag>...]');
+  const except = options.except ?? [];
+  for (const tag of except) if (!/^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}$/.test(tag)) throw new UsageError(`not a tag (or tag pattern): ${tag}`);
+  await store.putImmutableRule({ pattern, except });
+  console.log(`tags of ${pattern} are immutable${except.length ? `, except ${except.join(', ')}` : ''}`);
 }
 
 async function listRepositories(target: Target): Promise<void> {

@@ -7,6 +7,7 @@ import { Catalog } from './catalog.js';
 import { DirectUploads, type Dispatch } from './direct.js';
 import { FrontDoor } from './frontdoor.js';
 import { GarbageCollector } from './gc.js';
+import { ImmutableTags } from './immutable.js';
 import { Manifests } from './manifests.js';
 import { Repositories } from './repositories.js';
 import { Search } from './search.js';
@@ -65,7 +66,7 @@ export function createRegistry(
   const dispatch = options.dispatch ?? inProcess(sessions);
   const direct = new DirectUploads(sessions, store, dispatch);
   const tokens = new TokenService(options.tokenKey);
-  const manifests = new Manifests(metadata, store, findLink);
+  const manifests = new Manifests(metadata, store, findLink, new ImmutableTags(metadata));
   return {
     maxChunk: options.maxChunk,
     dispatchVerification: dispatch,
@@ -79,7 +80,7 @@ export function createRegistry(
     catalog: new Catalog(metadata, tokens),
     search: new Search(metadata),
     gc: new GarbageCollector(metadata, store, sessions, options.requests),
-    repositories: new Repositories(metadata, manifests),
+    repositories: new Repositories(metadata, manifests, new ImmutableTags(metadata)),
   };
 }
 

@@ -7,6 +7,7 @@
  */
 import { fail } from './errors.js';
 import type { Digest, Reference } from './grammar.js';
+import { immutableTag, type ImmutableTags } from './immutable.js';
 import type { Manifests } from './manifests.js';
 import type { MetadataStore, RepositoryInfo, TagRecord } from '../storage/ports.js';
 
@@ -37,6 +38,7 @@ export class Repositories {
   constructor(
     private readonly metadata: MetadataStore,
     private readonly manifests: Manifests,
+    private readonly immutable: ImmutableTags,
   ) {}
 
   /** Every repository of the catalog, with its tags, manifests and stored bytes (one partition read each). */
@@ -95,7 +97,7 @@ export class Repositories {
    * referrer entry, as the distribution spec's DELETE does), or with no reference the whole
    * repository: tags, manifests, referrer entries, blob links and its catalog entry (it leaves the
    * catalog and search). Returns what was deleted.
-   * @throws RegistryError NAME_UNKNOWN, MANIFEST_UNKNOWN
+   * @throws RegistryError NAME_UNKNOWN, MANIFEST_UNKNOWN, DENIED (an immutable tag would go)
    */
   async remove(repository: string, reference?: Reference): Promise<{ tags: number; manifests: number; links: number }> {
     await this.known(repository);
@@ -106,6 +108,11 @@ export class Repositories {
       return { tags, manifests: reference.kind === 'digest' ? 1 : 0, links: 0 };
     }
     const contents = await this.metadata.readRepository(repository);
+    const ruleOf = await this.immutable.of(repository);
+    for (const tag of contents.tags) {
+      const rule = ruleOf(tag.tag);
+      if (rule) throw immutableTag(repository, tag.tag, rule, 'deleted');
+    }
     // Tags first, links last: every moment in between leaves a consistent (smaller) repository.
     for (const tag of contents.tags) await this.metadata.deleteTag(repository, tag.tag);
     for (const referrer of contents.referrers) await this.metadata.deleteReferrer(repository, referrer.subject, referrer.digest);

@@ -12,6 +12,7 @@
  * | upload session  | `UPLOAD#<id>`       | `UPLOAD`                       |
  * | account         | `ACCOUNT`           | `<name>`                       |
  * | login attempts  | `LOGIN#<name>`      | `<source address>`             |
+ * | immutable tags  | `POLICY`            | `IMMUTABLE#<pattern>`          |
  *
  * Sort keys order tags and repositories lexically, so listings are single ordered queries.
  * No transactions (the embedded emulator lacks them): every multi-item change is ordered so
@@ -36,6 +37,7 @@ import {
   type AccountStore,
   type BlobRecord,
   type Collectable,
+  type ImmutableRule,
   type RepositoryContents,
   type StoredBlob,
   type StoredLink,
@@ -185,6 +187,24 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
   async putTag(tag: TagRecord): Promise<void> {
     const { repository, tag: name, ...rest } = tag;
     await this.put({ pk: repoKey(repository), sk: `TAG#${name}`, ...rest });
+  }
+
+  async putTagIfUnmoved(tag: TagRecord): Promise<boolean> {
+    const { repository, tag: name, ...rest } = tag;
+    return this.putIf({ pk: repoKey(repository), sk: `TAG#${name}`, ...rest }, 'attribute_not_exists(pk) OR digest = :digest', { ':digest': tag.digest });
+  }
+
+  async putImmutableRule(rule: ImmutableRule): Promise<void> {
+    await this.put({ pk: 'POLICY', sk: `IMMUTABLE#${rule.pattern}`, except: rule.except });
+  }
+
+  deleteImmutableRule(pattern: string): Promise<boolean> {
+    return this.deleteExisting({ pk: 'POLICY', sk: `IMMUTABLE#${pattern}` });
+  }
+
+  async listImmutableRules(): Promise<ImmutableRule[]> {
+    const page = await this.queryPage('POLICY', 'IMMUTABLE#', 10_000);
+    return page.items.map((item) => ({ pattern: (item.sk as string).slice('IMMUTABLE#'.length), except: (item.except as string[] | undefined) ?? [] }));
   }
 
   deleteTag(repository: string, tag: string): Promise<boolean> {

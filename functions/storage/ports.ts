@@ -161,6 +161,14 @@ export interface RepositoryInfo {
   description?: string;
 }
 
+/** Tags of the repositories matching `pattern` cannot be moved or deleted, except those matching one of `except`. */
+export interface ImmutableRule {
+  /** Repository pattern (`team/*`; `*` matches any characters). */
+  pattern: string;
+  /** Tag patterns exempt from the rule (`latest`, `dev-*`). */
+  except: string[];
+}
+
 /** One page of a lexically ordered listing; `last` is set when another page follows. */
 export interface Page<T> {
   items: T[];
@@ -254,6 +262,8 @@ export interface MetadataStore {
 
   getTag(repository: string, tag: string): Promise<TagRecord | undefined>;
   putTag(tag: TagRecord): Promise<void>;
+  /** Writes a tag only when it does not exist or names the same digest already (immutable tags); false otherwise. */
+  putTagIfUnmoved(tag: TagRecord): Promise<boolean>;
   deleteTag(repository: string, tag: string): Promise<boolean>;
   /** Tags in lexical order after `last`, at most `limit`. */
   listTags(repository: string, limit: number, last?: string): Promise<Page<TagRecord>>;
@@ -290,6 +300,13 @@ export interface MetadataStore {
   collect(item: Collectable): Promise<boolean>;
   /** The whole partition of one repository (links, manifests, tags, referrer entries), strongly consistent. */
   readRepository(repository: string): Promise<RepositoryContents>;
+  /** Adds or replaces the immutability rule of `rule.pattern`. */
+  putImmutableRule(rule: ImmutableRule): Promise<void>;
+  /** False when there was no rule for `pattern`. */
+  deleteImmutableRule(pattern: string): Promise<boolean>;
+  /** Every immutability rule, by pattern. */
+  listImmutableRules(): Promise<ImmutableRule[]>;
+
   /** Blob items, in no particular order, `limit` at most per page; `last` is an opaque cursor. */
   scanBlobs(limit: number, last?: string): Promise<Page<StoredBlob>>;
   /** Upload sessions, in no particular order, `limit` at most per page; `last` is an opaque cursor. */

@@ -180,6 +180,20 @@ describe('MetadataStore contract', () => {
     assert.equal(await store.deleteRepository('gone'), false);
   });
 
+  test('immutable rules and conditional tag writes', async () => {
+    await store.putImmutableRule({ pattern: 'team/*', except: ['latest'] });
+    await store.putImmutableRule({ pattern: 'ops', except: [] });
+    await store.putImmutableRule({ pattern: 'team/*', except: ['latest', 'dev-*'] });
+    assert.deepEqual(await store.listImmutableRules(), [{ pattern: 'ops', except: [] }, { pattern: 'team/*', except: ['latest', 'dev-*'] }]);
+    assert.equal(await store.deleteImmutableRule('ops'), true);
+    assert.equal(await store.deleteImmutableRule('ops'), false);
+    const tag = { repository: 'imm', tag: 'v1', digest: digest('5'), mediaType: 'x/y', size: 1, updatedAt: 1 };
+    assert.equal(await store.putTagIfUnmoved(tag), true, 'a new tag');
+    assert.equal(await store.putTagIfUnmoved({ ...tag, updatedAt: 2 }), true, 'the same digest again');
+    assert.equal(await store.putTagIfUnmoved({ ...tag, digest: digest('4') }), false, 'another digest');
+    assert.equal((await store.getTag('imm', 'v1'))!.digest, digest('5'));
+  });
+
   test('login attempts: claimed atomically, at most max per window and source, however many arrive at once', async () => {
     const now = Date.now();
     const claims = await Promise.all(Array.from({ length: 20 }, () => store.claimLoginAttempt('carol', '192.0.2.1', now, 60_000, 5)));
