@@ -16,12 +16,22 @@
  *   berth repo ls | tag ls <repo> | du
  *   berth rm <repo>:<tag> | <repo>@<digest> | <repo>
  *   berth gc [--dry-run] [--grace <duration>]
- *   berth push <registry>/<repository>[:<tag>] [--from …] [--path …]   (cli/push/command.ts)
+ *   berth retention ls | add <pattern> [--tags <p>] --keep-last|--expire-days|--untagged-days <n> | rm <id> | run [--dry-run]
+ *   berth retention ls
+  berth retention add <pattern> [--tags <tag pattern>] --keep-last <n> | --expire-days <n> | --untagged-days <n>
+                                   keep the last n matching tags (by push time) / delete matching tags n days
+                                   after their push / let untagged manifests go after n days (not before the
+                                   gc grace period); immutable tags never expire
+  berth retention rm <id>
+  berth retention run [--dry-run]  deletes the tags the rules expire now (--dry-run: lists them); the daily gc
+                                   applies the rules too, then frees what those tags kept
+  berth push <registry>/<repository>[:<tag>] [--from …] [--path …]   (cli/push/command.ts)
  *
  * Locally it works on the data of a running `npm start` (same BERTH_DATA_DIR); with
  * `--stage <stage> [--region <region>]` on that deployed stage's table, with the operator's AWS
  * credentials.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,9 +45,10 @@ import { parseReference, type Reference } from '../functions/core/grammar.js';
 import { ImmutableTags } from '../functions/core/immutable.js';
 import { Manifests } from '../functions/core/manifests.js';
 import { Repositories } from '../functions/core/repositories.js';
+import { Retention } from '../functions/core/retention.js';
 import { UploadSessions } from '../functions/core/sessions.js';
 import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dynamodb.js';
-import type { BlobStore } from '../functions/storage/ports.js';
+import type { BlobStore, RetentionRule } from '../functions/storage/ports.js';
 import { countRequests } from '../functions/storage/requests.js';
 import { createS3Client, S3BlobStore } from '../functions/storage/s3.js';
 
@@ -69,6 +80,14 @@ const USAGE = `usage:
                                    collects garbage now: unreachable untagged manifests, unreferenced blob links
                                    and blobs older than the grace period (default 24h; e.g. 0s, 30m, 7d),
                                    expired upload sessions; --dry-run lists what it would delete
+  berth retention ls
+  berth retention add <pattern> [--tags <tag pattern>] --keep-last <n> | --expire-days <n> | --untagged-days <n>
+                                   keep the last n matching tags (by push time) / delete matching tags n days
+                                   after their push / let untagged manifests go after n days (not before the
+                                   gc grace period); immutable tags never expire
+  berth retention rm <id>
+  berth retention run [--dry-run]  deletes the tags the rules expire now (--dry-run: lists them); the daily gc
+                                   applies the rules too, then frees what those tags kept
   berth push <registry>/<repository>[:<tag>] [--from docker|oci-layout|docker-archive] [--path <dir|file>]
   berth --help | --version
 options: --stage <stage> [--region <region>] to administer a deployed stage`;
@@ -96,6 +115,10 @@ function parseCommandLine() {
         'dry-run': { type: 'boolean' },
         grace: { type: 'string' },
         except: { type: 'string', multiple: true },
+        tags: { type: 'string' },
+        'keep-last': { type: 'string' },
+        'expire-days': { type: 'string' },
+        'untagged-days': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -155,6 +178,13 @@ const COMMANDS: Record<string, (target: Target, args: string[]) => Promise<void>
   rm: (target, [reference]) => remove(target, reference),
   du: (target) => diskUsage(target),
   gc: (target) => collect(target),
+  'retention ls': ({ store }) => listRetention(store),
+  'retention add': ({ store }, [pattern]) => addRetention(store, pattern),
+  'retention rm': async ({ store }, [id]) => {
+    if (!id || !(await store.deleteRetentionRule(id))) throw new UsageError(`no such retention rule: ${id ?? ''} (see berth retention ls)`);
+    console.log(`removed retention rule ${id}`);
+  },
+  'retention run': ({ store }) => runRetention(store),
 };
 
 async function version(): Promise<string> {
@@ -297,6 +327,39 @@ async function immutable({ store }: Target, pattern: string | undefined, value: 
   for (const tag of except) if (!/^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}$/.test(tag)) throw new UsageError(`not a tag (or tag pattern): ${tag}`);
   await store.putImmutableRule({ pattern, except });
   console.log(`tags of ${pattern} are immutable${except.length ? `, except ${except.join(', ')}` : ''}`);
+}
+
+function describeRule(rule: RetentionRule): string {
+  const what = rule.keepLast !== undefined ? `keep last ${rule.keepLast} tags ${rule.tags}` : rule.expireDays !== undefined ? `expire tags ${rule.tags} after ${rule.expireDays} days` : `untagged manifests go after ${rule.untaggedDays} days`;
+  return `${rule.id}\t${rule.pattern}\t${what}`;
+}
+
+async function listRetention(store: DynamoMetadataStore): Promise<void> {
+  const rules = await store.listRetentionRules();
+  if (rules.length === 0) console.log('no retention rules');
+  for (const rule of rules) console.log(describeRule(rule));
+}
+
+async function addRetention(store: DynamoMetadataStore, pattern: string | undefined): Promise<void> {
+  if (!pattern || !repositoryPattern.safeParse(pattern).success) throw new UsageError(`retention add needs a repository pattern (team/*), not ${JSON.stringify(pattern ?? '')}`);
+  const given = (['keep-last', 'expire-days', 'untagged-days'] as const).filter((name) => options[name] !== undefined);
+  if (given.length !== 1) throw new UsageError('give exactly one of --keep-last, --expire-days, --untagged-days');
+  const text = options[given[0]]!;
+  if (!/^\d{1,6}$/.test(text)) throw new UsageError(`--${given[0]} takes a whole number, not ${text}`);
+  const tags = options.tags ?? '*';
+  if (!/^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}$/.test(tags)) throw new UsageError(`not a tag pattern: ${tags}`);
+  if (given[0] === 'untagged-days' && options.tags !== undefined) throw new UsageError('--tags goes with --keep-last and --expire-days');
+  const field = { 'keep-last': 'keepLast', 'expire-days': 'expireDays', 'untagged-days': 'untaggedDays' }[given[0]];
+  const rule = { id: randomBytes(3).toString('hex'), pattern, tags, [field]: Number(text) } as RetentionRule;
+  await store.putRetentionRule(rule);
+  console.log(`added retention rule ${describeRule(rule)}`);
+}
+
+async function runRetention(store: DynamoMetadataStore): Promise<void> {
+  const dryRun = options['dry-run'] ?? false;
+  const expired = await new Retention(store, new ImmutableTags(store)).apply(dryRun);
+  for (const { repository, expired: e } of expired) console.log(`${dryRun ? 'would delete' : 'deleted'} tag ${repository}:${e.tag.tag} (${e.reason})`);
+  console.log(`${expired.length} tag${expired.length === 1 ? '' : 's'} ${dryRun ? 'would be deleted' : 'deleted'}; berth gc frees what they kept`);
 }
 
 async function listRepositories(target: Target): Promise<void> {

@@ -2,6 +2,7 @@
  * Online garbage collection: deletes what nothing reachable references any more while pushes and
  * pulls go on, and never what something still does.
  *
+ * Retention rules (core/retention.ts) are applied first, per repository: the tags they expire go.
  * Kept: manifests a tag names, the manifests a kept image index names (recursively: platform
  * manifests are usually untagged), the referrers of kept manifests (signatures, SBOMs), and every
  * manifest younger than the grace period. Deleted, in this order (dependents before what they
@@ -28,7 +29,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Digest } from './grammar.js';
+import { ImmutableTags } from './immutable.js';
 import { parseManifest } from './manifest.js';
+import { Retention } from './retention.js';
 import { DEFAULT_SESSION_SETTINGS, type UploadSessions } from './sessions.js';
 import type { BlobStore, MetadataStore, RepositoryInfo, StoredManifest } from '../storage/ports.js';
 
@@ -138,7 +141,9 @@ export class GarbageCollector {
     const now = options.now ?? Date.now;
     const before = this.requests?.();
     const state = (!options.dryRun && (await this.loadState())) || this.fresh(options, now());
-    const run = new Run(this.metadata, this.store, this.sessions, state, options, now);
+    // Rules are read afresh by every run.
+    const retention = new Retention(this.metadata, new ImmutableTags(this.metadata));
+    const run = new Run(this.metadata, this.store, this.sessions, retention, state, options, now);
     await run.execute();
     if (!state.report.dryRun) {
       if (state.phase === 'done') await this.store.delete(STATE_KEY);
@@ -196,6 +201,7 @@ class Run {
     private readonly metadata: MetadataStore,
     private readonly store: BlobStore,
     private readonly sessions: UploadSessions,
+    private readonly retention: Retention,
     private readonly state: GcState,
     private readonly options: GcOptions,
     private readonly now: () => number,
@@ -270,12 +276,25 @@ class Run {
     this.report.scanned.tags += contents.tags.length;
     this.report.scanned.links += contents.links.length;
 
+    // Retention rules first: the tags they expire keep nothing alive any more.
+    const gone = new Set<string>();
+    for (const { tag, reason } of await this.retention.expiredTags(name, contents.tags, this.report.startedAt)) {
+      if (this.dry) this.report.planned.push(`tag ${name}:${tag.tag} (${reason})`);
+      else if (await this.metadata.collect({ kind: 'tag', repository: name, tag: tag.tag, digest: tag.digest, updatedAt: tag.updatedAt })) this.report.deleted.tags++;
+      else continue;
+      gone.add(tag.tag);
+    }
+    contents.tags = contents.tags.filter((tag) => !gone.has(tag.tag));
+    const untaggedAge = await this.retention.untaggedAgeMs(name);
+    // A rule may keep untagged manifests longer than the grace period, never shorter.
+    const cutoff = untaggedAge === undefined ? this.cutoff : Math.min(this.cutoff, this.report.startedAt - untaggedAge);
+
     const manifests = new Map(contents.manifests.map((m) => [m.digest, m]));
     const referrers = new Map<Digest, Digest[]>();
     for (const m of contents.manifests) if (m.subject) referrers.set(m.subject, [...(referrers.get(m.subject) ?? []), m.digest]);
     const roots = [
       ...contents.tags.map((t) => t.digest),
-      ...contents.manifests.filter((m) => Math.max(m.createdAt ?? 0, m.usedAt ?? 0) >= this.cutoff).map((m) => m.digest),
+      ...contents.manifests.filter((m) => Math.max(m.createdAt ?? 0, m.usedAt ?? 0) >= cutoff).map((m) => m.digest),
     ];
     const kept = new Set<Digest>();
     const usedBlobs = new Set<Digest>();
@@ -299,7 +318,7 @@ class Run {
 
     // Indexes and referrers before what they name: a crash in between leaves no reference to a missing manifest.
     const doomed = claims.manifests
-      .filter((m) => !kept.has(m.digest) && manifests.has(m.digest) && Math.max(m.createdAt ?? 0, m.usedAt ?? 0) < this.cutoff)
+      .filter((m) => !kept.has(m.digest) && manifests.has(m.digest) && Math.max(m.createdAt ?? 0, m.usedAt ?? 0) < cutoff)
       .sort((a, b) => dependents(b) - dependents(a));
     let manifestsLeft = contents.manifests.length;
     for (const manifest of doomed) {

@@ -13,6 +13,7 @@
  * | account         | `ACCOUNT`           | `<name>`                       |
  * | login attempts  | `LOGIN#<name>`      | `<source address>`             |
  * | immutable tags  | `POLICY`            | `IMMUTABLE#<pattern>`          |
+ * | retention rule  | `POLICY`            | `RETENTION#<id>`               |
  *
  * Sort keys order tags and repositories lexically, so listings are single ordered queries.
  * No transactions (the embedded emulator lacks them): every multi-item change is ordered so
@@ -38,6 +39,7 @@ import {
   type BlobRecord,
   type Collectable,
   type ImmutableRule,
+  type RetentionRule,
   type RepositoryContents,
   type StoredBlob,
   type StoredLink,
@@ -207,6 +209,20 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
     return page.items.map((item) => ({ pattern: (item.sk as string).slice('IMMUTABLE#'.length), except: (item.except as string[] | undefined) ?? [] }));
   }
 
+  async putRetentionRule(rule: RetentionRule): Promise<void> {
+    const { id, ...rest } = rule;
+    await this.put({ pk: 'POLICY', sk: `RETENTION#${id}`, ...rest });
+  }
+
+  deleteRetentionRule(id: string): Promise<boolean> {
+    return this.deleteExisting({ pk: 'POLICY', sk: `RETENTION#${id}` });
+  }
+
+  async listRetentionRules(): Promise<RetentionRule[]> {
+    const page = await this.queryPage('POLICY', 'RETENTION#', 10_000);
+    return page.items.map(({ pk: _pk, sk, ...rest }) => ({ id: (sk as string).slice('RETENTION#'.length), ...rest }) as RetentionRule);
+  }
+
   deleteTag(repository: string, tag: string): Promise<boolean> {
     return this.deleteExisting({ pk: repoKey(repository), sk: `TAG#${tag}` });
   }
@@ -333,6 +349,10 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
   }
 
   async collect(item: Collectable): Promise<boolean> {
+    if (item.kind === 'tag') {
+      const condition = { ConditionExpression: 'digest = :digest AND updatedAt = :at', ExpressionAttributeValues: { ':digest': item.digest, ':at': item.updatedAt } };
+      return this.deleteIf({ pk: repoKey(item.repository), sk: `TAG#${item.tag}` }, condition);
+    }
     const key =
       item.kind === 'blob'
         ? { pk: `BLOB#${item.digest}`, sk: 'BLOB' }
@@ -340,6 +360,11 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
     const condition = item.claim === undefined
       ? { ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(claim)' }
       : { ConditionExpression: 'claim = :claim', ExpressionAttributeValues: { ':claim': item.claim } };
+    return this.deleteIf(key, condition);
+  }
+
+  /** Conditional delete; false when the condition failed. */
+  private async deleteIf(key: Item, condition: { ConditionExpression: string; ExpressionAttributeValues?: Item }): Promise<boolean> {
     try {
       await this.db.send(new DeleteCommand({ TableName: this.table, Key: key, ...condition }));
       return true;

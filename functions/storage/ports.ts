@@ -169,6 +169,25 @@ export interface ImmutableRule {
   except: string[];
 }
 
+/**
+ * A retention rule for the repositories matching `pattern` (in the spirit of ECR lifecycle
+ * policies); each rule sets one of `keepLast`, `expireDays`, `untaggedDays`.
+ */
+export interface RetentionRule {
+  /** Short id, for `npx berth retention rm <id>`. */
+  id: string;
+  /** Repository pattern (`team/*`). */
+  pattern: string;
+  /** Tag pattern the tag rules apply to (default `*`: every tag). */
+  tags: string;
+  /** Keep the `keepLast` most recently pushed matching tags; older matching tags are deleted. */
+  keepLast?: number;
+  /** Matching tags pushed more than `expireDays` days ago are deleted. */
+  expireDays?: number;
+  /** Untagged (unreachable) manifests go after `untaggedDays` days rather than after the grace period, when that is longer. */
+  untaggedDays?: number;
+}
+
 /** One page of a lexically ordered listing; `last` is set when another page follows. */
 export interface Page<T> {
   items: T[];
@@ -225,7 +244,9 @@ export interface RepositoryContents {
 export type Collectable =
   | { kind: 'blob'; digest: Digest; claim?: string }
   | { kind: 'link'; repository: string; digest: Digest; claim?: string }
-  | { kind: 'manifest'; repository: string; digest: Digest; claim?: string };
+  | { kind: 'manifest'; repository: string; digest: Digest; claim?: string }
+  /** A tag, only while it still names `digest` as pushed at `updatedAt` (a re-push wins). */
+  | { kind: 'tag'; repository: string; tag: string; digest: Digest; updatedAt: number };
 
 /** Metadata store (DynamoDB semantics: single items, conditional writes, ordered queries). */
 export interface MetadataStore {
@@ -306,6 +327,13 @@ export interface MetadataStore {
   deleteImmutableRule(pattern: string): Promise<boolean>;
   /** Every immutability rule, by pattern. */
   listImmutableRules(): Promise<ImmutableRule[]>;
+
+  /** Adds or replaces the retention rule `rule.id`. */
+  putRetentionRule(rule: RetentionRule): Promise<void>;
+  /** False when there was no rule `id`. */
+  deleteRetentionRule(id: string): Promise<boolean>;
+  /** Every retention rule, by id. */
+  listRetentionRules(): Promise<RetentionRule[]>;
 
   /** Blob items, in no particular order, `limit` at most per page; `last` is an opaque cursor. */
   scanBlobs(limit: number, last?: string): Promise<Page<StoredBlob>>;

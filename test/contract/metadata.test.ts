@@ -194,6 +194,23 @@ describe('MetadataStore contract', () => {
     assert.equal((await store.getTag('imm', 'v1'))!.digest, digest('5'));
   });
 
+  test('retention rules, and tags collected only while unchanged', async () => {
+    await store.putRetentionRule({ id: 'r1', pattern: 'team/*', tags: 'v*', keepLast: 3 });
+    await store.putRetentionRule({ id: 'r2', pattern: '*', tags: '*', untaggedDays: 7 });
+    assert.deepEqual(await store.listRetentionRules(), [
+      { id: 'r1', pattern: 'team/*', tags: 'v*', keepLast: 3 },
+      { id: 'r2', pattern: '*', tags: '*', untaggedDays: 7 },
+    ]);
+    assert.equal(await store.deleteRetentionRule('r2'), true);
+    assert.equal(await store.deleteRetentionRule('r2'), false);
+    const tag = { repository: 'ret', tag: 'v1', digest: digest('3'), mediaType: 'x/y', size: 1, updatedAt: 10 };
+    await store.putTag(tag);
+    assert.equal(await store.collect({ kind: 'tag', repository: 'ret', tag: 'v1', digest: digest('3'), updatedAt: 9 }), false, 're-pushed since');
+    assert.equal(await store.collect({ kind: 'tag', repository: 'ret', tag: 'v1', digest: digest('2'), updatedAt: 10 }), false, 'moved since');
+    assert.equal(await store.collect({ kind: 'tag', repository: 'ret', tag: 'v1', digest: digest('3'), updatedAt: 10 }), true);
+    assert.equal(await store.getTag('ret', 'v1'), undefined);
+  });
+
   test('login attempts: claimed atomically, at most max per window and source, however many arrive at once', async () => {
     const now = Date.now();
     const claims = await Promise.all(Array.from({ length: 20 }, () => store.claimLoginAttempt('carol', '192.0.2.1', now, 60_000, 5)));
