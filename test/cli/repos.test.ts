@@ -3,8 +3,11 @@
  * `repo ls`, `tag ls`, `rm` of a tag, a digest and a whole repository, `du` and `gc`.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { berth } from '../support/cli.js';
+import { berth, start } from '../support/cli.js';
 import { startRegistry, type TestRegistry } from '../support/stack.js';
 import { Api, uniqueRepo } from '../http/helpers.js';
 import { storedBlobBytes, storesOf } from '../gc/helpers.js';
@@ -72,4 +75,18 @@ test('rm of a repository removes it from the catalog and search; du and gc then 
   const bad = await berth(['gc', '--grace', 'soon'], { dataDir: stack.backends.dataDir });
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--grace: not a duration/);
+});
+
+test('npm start runs garbage collection on a timer (BERTH_GC_INTERVAL) and refuses a bad interval', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'berth-gc-timer-'));
+  try {
+    const env = { PORT: '0', HOST: '127.0.0.1', BERTH_DATA_DIR: dataDir, BERTH_GC_INTERVAL: '1s', BERTH_GC_GRACE: '0s' };
+    const result = await start([], env, 12_000);
+    assert.match(result.stdout, /berth: gc finished: deleted 0 manifests, .* bytes reclaimed \(\d+ DynamoDB, \d+ S3 requests\)/, result.output);
+    const bad = await start([], { ...env, BERTH_GC_INTERVAL: 'daily' });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^berth: invalid configuration: BERTH_GC_INTERVAL: not a duration/);
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
 });
