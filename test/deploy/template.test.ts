@@ -600,7 +600,7 @@ describe('the front door (CloudFront)', () => {
         },
       ],
     });
-    const permission = Object.values(t.Resources).find((r) => r.Type === 'AWS::Lambda::Permission' && r.Properties!.Principal === 'events.amazonaws.com')!.Properties!;
+    const permission = frontDoorOf(t, 'AWS::Lambda::Permission').find(([, r]) => r.Properties!.Principal === 'events.amazonaws.com')![1].Properties!;
     assert.deepEqual(permission.FunctionName, { 'Fn::GetAtt': ['VerifyLambdaFunction', 'Arn'] });
     assert.deepEqual(permission.SourceArn, { 'Fn::GetAtt': ['IncomingUploadRule', 'Arn'] });
     assert.equal(permission.Action, 'lambda:InvokeFunction');
