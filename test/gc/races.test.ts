@@ -4,6 +4,7 @@
  * collection looping while clients push and pull images that share layers over HTTP.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { GarbageCollector } from '../../functions/core/gc.js';
@@ -143,5 +144,44 @@ describe('garbage collection under faults and load', () => {
     assert.ok(pushes >= 10 && runs.length >= 2, `${pushes} pushes, ${runs.length} runs`);
     assert.ok(deleted > 0, 'collection deleted replaced images while pushes went on');
     await assertConsistent(metadata, blobs, 'after the load');
+  });
+
+  test('npx berth gc killed with SIGKILL mid-run leaves everything reachable intact; the next run finishes', async (t) => {
+    if (stack.backends.label !== 'embedded emulators') return t.skip('the CLI reaches S3 only through the embedded emulators\' endpoints.json');
+    const repo = uniqueRepo('killed');
+    const kept = await api.pushImage(repo, 'kept');
+    const dropped = [];
+    for (let i = 0; i < 25; i++) dropped.push(await api.pushImage(repo, `tmp-${i}`));
+    for (let i = 0; i < 25; i++) await api.delete(`/v2/${repo}/manifests/tmp-${i}`);
+    const gc = () => spawn(process.execPath, ['cli/berth.mjs', 'gc', '--grace', '0s'], { env: { ...process.env, BERTH_DATA_DIR: stack.backends.dataDir }, stdio: 'pipe' });
+    // Killed as soon as a run has saved a state (it is then mid-run), three times: each continues the last.
+    let kills = 0;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const child = gc();
+      let exited = false;
+      const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+      const before = (await blobs.size('gc/state.json')) !== undefined ? (await blobs.read('gc/state.json')).toString() : undefined;
+      while (!exited) {
+        const now = (await blobs.size('gc/state.json')) !== undefined ? (await blobs.read('gc/state.json').catch(() => undefined))?.toString() : undefined;
+        if (now !== undefined && now !== before) {
+          child.kill('SIGKILL');
+          kills++;
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await exit;
+      await assertConsistent(metadata, blobs, `after SIGKILL ${attempt + 1}`);
+    }
+    console.log(`# killed mid-run ${kills} times`);
+    assert.ok(kills >= 1, 'at least one run was killed mid-run');
+    const last = gc();
+    let out = '';
+    last.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    assert.equal(await new Promise((resolve) => last.once('exit', resolve)), 0, out);
+    assert.match(out, /gc finished/);
+    await assertConsistent(metadata, blobs, 'after the run that finished');
+    for (const image of dropped) assert.equal(await metadata.getBlob(image.layer.digest), undefined, 'every dropped layer is collected');
+    assert.deepEqual(Buffer.from(await (await api.getBlob(repo, kept.layer.digest)).content.arrayBuffer()), kept.layer.bytes);
   });
 });
