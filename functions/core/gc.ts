@@ -24,7 +24,7 @@
  * started is ever older than the run's cutoff, so the grace period also covers the writes in flight.
  *
  * Resumable: the run's state (phase, cursor, blob candidates, counters) is saved in the blob store
- * under {@link STATE_KEY} after every page, so a run cut short (Lambda timeout, kill -9) continues
+ * under {@link STATE_KEY} at every change of phase and every 20 s, so a run cut short (Lambda timeout, kill -9) continues
  * where it stopped; a dry run saves nothing and runs to the end.
  */
 import { randomUUID } from 'node:crypto';
@@ -43,6 +43,12 @@ export const DEFAULT_GRACE_MS = 24 * 3600 * 1000;
 
 /** Repositories and blob items read per page. */
 const PAGE = 100;
+/**
+ * The state is saved at every change of phase and at most this often within one (ms): it holds the
+ * blob candidates (~120 bytes each), so saving after every page would write O(n²) bytes. Every
+ * step is idempotent, so a run killed before a save only repeats that much work.
+ */
+const SAVE_EVERY_MS = 20_000;
 /** `incoming/` objects examined per run (they also expire by the bucket's lifecycle rule after 2 days). */
 const INCOMING_PER_RUN = 1000;
 
@@ -220,10 +226,15 @@ class Run {
     return !this.dry && this.options.deadline !== undefined && this.now() >= this.options.deadline;
   }
 
-  /** Runs the phases from where the state stands; saves the state after every page. */
+  /** Runs the phases from where the state stands; saves the state at every change of phase and every 20 s. */
   async execute(): Promise<void> {
+    let savedAt = this.now();
+    let savedPhase = this.state.phase;
     const save = async () => {
-      if (!this.dry) await this.store.put(STATE_KEY, Buffer.from(JSON.stringify(this.state)));
+      if (this.dry || (this.state.phase === savedPhase && this.now() - savedAt < SAVE_EVERY_MS)) return;
+      await this.store.put(STATE_KEY, Buffer.from(JSON.stringify(this.state)));
+      savedAt = this.now();
+      savedPhase = this.state.phase;
     };
     while (this.state.phase !== 'done') {
       if (this.outOfTime()) return;
