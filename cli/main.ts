@@ -12,21 +12,44 @@
  *   berth robot remove <name>
  *   berth repo visibility <name> [public|private]
  *   berth repo describe <name> "<text>"
- *   berth push <registry>/<repository>[:<tag>] [--from …] [--path …]   (cli/push/command.ts)
+ *   berth repo immutable [<pattern> on|off [--except <tag>…]]
+ *   berth repo ls | tag ls <repo> | du
+ *   berth rm <repo>:<tag> | <repo>@<digest> | <repo>
+ *   berth gc [--dry-run] [--grace <duration>]
+ *   berth retention ls | add <pattern> [--tags <p>] --keep-last|--expire-days|--untagged-days <n> | rm <id> | run [--dry-run]
+ *   berth retention ls
+  berth retention add <pattern> [--tags <tag pattern>] --keep-last <n> | --expire-days <n> | --untagged-days <n>
+                                   keep the last n matching tags (by push time) / delete matching tags n days
+                                   after their push / let untagged manifests go after n days (not before the
+                                   gc grace period); immutable tags never expire
+  berth retention rm <id>
+  berth retention run [--dry-run]  deletes the tags the rules expire now (--dry-run: lists them); the daily gc
+                                   applies the rules too, then frees what those tags kept
+  berth push <registry>/<repository>[:<tag>] [--from …] [--path …]   (cli/push/command.ts)
  *
  * Locally it works on the data of a running `npm start` (same BERTH_DATA_DIR); with
  * `--stage <stage> [--region <region>]` on that deployed stage's table, with the operator's AWS
  * credentials.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { accountName, repositoryPattern, ROBOT_PREFIX, ROLES, type Account, type Role } from '../functions/auth/accounts.js';
 import { generateRobotToken, hashPassword } from '../functions/auth/passwords.js';
 import { ACCESS_TOKEN_SECONDS } from '../functions/auth/tokens.js';
-import { parseRepositoryName } from '../functions/core/grammar.js';
 import { RegistryError } from '../functions/core/errors.js';
+import { DEFAULT_GRACE_MS, GarbageCollector, parseDuration, type GcReport } from '../functions/core/gc.js';
+import { parseReference, parseRepositoryName, type Digest, type Reference } from '../functions/core/grammar.js';
+import { ImmutableTags } from '../functions/core/immutable.js';
+import { Manifests } from '../functions/core/manifests.js';
+import { Repositories } from '../functions/core/repositories.js';
+import { Retention } from '../functions/core/retention.js';
+import { UploadSessions } from '../functions/core/sessions.js';
 import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dynamodb.js';
+import type { BlobStore, RetentionRule } from '../functions/storage/ports.js';
+import { countRequests } from '../functions/storage/requests.js';
+import { createS3Client, S3BlobStore } from '../functions/storage/s3.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -42,6 +65,28 @@ const USAGE = `usage:
   berth robot remove <name>
   berth repo visibility <name> [public|private]
   berth repo describe <name> "<text>"
+  berth repo immutable [<pattern> on|off [--except <tag>...]]
+                                   tags of matching repositories (team/*) cannot be moved or deleted, except
+                                   the --except tags (e.g. latest); without arguments: the rules
+  berth repo ls                    repositories: visibility, tags, stored bytes (shared blobs once), last push
+  berth tag ls <repo>              tags with their digests and push times
+  berth rm <repo>:<tag>            deletes the tag only
+  berth rm <repo>@<digest>         deletes the manifest and every tag pointing at it (and its referrer entry)
+  berth rm <repo>                  deletes the whole repository: tags, manifests, blob links; it leaves the
+                                   catalog and search (the bytes are freed by the next gc)
+  berth du                         stored bytes: registry total (each blob once) and per repository
+  berth gc [--dry-run] [--grace <duration>]
+                                   collects garbage now: unreachable untagged manifests, unreferenced blob links
+                                   and blobs older than the grace period (default 24h; e.g. 0s, 30m, 7d),
+                                   expired upload sessions; --dry-run lists what it would delete
+  berth retention ls
+  berth retention add <pattern> [--tags <tag pattern>] --keep-last <n> | --expire-days <n> | --untagged-days <n>
+                                   keep the last n matching tags (by push time) / delete matching tags n days
+                                   after their push / let untagged manifests go after n days (not before the
+                                   gc grace period); immutable tags never expire
+  berth retention rm <id>
+  berth retention run [--dry-run]  deletes the tags the rules expire now (--dry-run: lists them); the daily gc
+                                   applies the rules too, then frees what those tags kept
   berth push <registry>/<repository>[:<tag>] [--from docker|oci-layout|docker-archive] [--path <dir|file>]
   berth --help | --version
 options: --stage <stage> [--region <region>] to administer a deployed stage`;
@@ -66,6 +111,13 @@ function parseCommandLine() {
         repo: { type: 'string', multiple: true },
         stage: { type: 'string' },
         region: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        grace: { type: 'string' },
+        except: { type: 'string', multiple: true },
+        tags: { type: 'string' },
+        'keep-last': { type: 'string' },
+        'expire-days': { type: 'string' },
+        'untagged-days': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -81,6 +133,12 @@ function parseCommandLine() {
 /** The table to work on and, locally, the running server's login mode (undefined: not recorded). */
 interface Target {
   store: DynamoMetadataStore;
+  /** The bucket, when known (locally); a deployed stage collects garbage in its `gc` function. */
+  blobs?: BlobStore;
+  /** Requests sent to the table and bucket so far. */
+  requests?: () => { dynamodb: number; s3: number };
+  /** The deployed stage's `gc` function. */
+  gcFunction?: { name: string; region: string };
   auth?: string;
   /** Where the server runs, for messages. */
   where: string;
@@ -94,9 +152,10 @@ async function main(): Promise<void> {
   const [group, command, ...args] = commandLine.positionals;
   if (options.version) return void console.log(`berth ${await version()}`);
   if (options.help || !group || group === 'help') return void console.log(USAGE);
-  const run = COMMANDS[`${group} ${command}`];
+  // Two-word commands (`user add`), then one-word ones (`rm <ref>`, `du`, `gc`).
+  const [run, rest] = COMMANDS[`${group} ${command}`] ? [COMMANDS[`${group} ${command}`], args] : [COMMANDS[group], commandLine.positionals.slice(1)];
   if (!run) throw new UsageError(`unknown command: ${commandLine.positionals.join(' ').slice(0, 100)} (see berth --help)`);
-  return run(await openStore(), args);
+  return run(await openStore(), rest);
 }
 
 /** The commands by `<group> <command>`, with the arguments after those two words. */
@@ -112,6 +171,19 @@ const COMMANDS: Record<string, (target: Target, args: string[]) => Promise<void>
   'robot remove': ({ store }, [name]) => removeAccount(store, ROBOT_PREFIX + validName(name)),
   'repo visibility': (target, [name, value]) => visibility(target, name, value),
   'repo describe': ({ store }, [name, text]) => describe(store, name, text),
+  'repo ls': (target) => listRepositories(target),
+  'repo immutable': (target, [pattern, value]) => immutable(target, pattern, value),
+  'tag ls': (target, [name]) => listTags(target, name),
+  rm: (target, [reference]) => remove(target, reference),
+  du: (target) => diskUsage(target),
+  gc: (target) => collect(target),
+  'retention ls': ({ store }) => listRetention(store),
+  'retention add': ({ store }, [pattern]) => addRetention(store, pattern),
+  'retention rm': async ({ store }, [id]) => {
+    if (!id || !(await store.deleteRetentionRule(id))) throw new UsageError(`no such retention rule: ${id ?? ''} (see berth retention ls)`);
+    console.log(`removed retention rule ${id}`);
+  },
+  'retention run': ({ store }) => runRetention(store),
 };
 
 async function version(): Promise<string> {
@@ -228,6 +300,156 @@ async function describe(store: DynamoMetadataStore, repository: string | undefin
   console.log(`${repository}: ${text}`);
 }
 
+/** The repository service on the target's table (deletes and listings touch no bytes). */
+function repositoriesOf({ store, blobs }: Target): Repositories {
+  const noBytes = blobs ?? (new Proxy({}, { get: () => () => Promise.reject(new Error('no bucket')) }) as BlobStore);
+  const immutable = new ImmutableTags(store);
+  // The CLI never waits for front-door verifications: a blob is linked or it is not.
+  const links = { deadline: () => Date.now(), find: (repository: string, digest: Digest) => store.getBlobLink(repository, digest) };
+  return new Repositories(store, new Manifests(store, noBytes, links, immutable), immutable);
+}
+
+/** Lists the immutability rules, or turns the rule of `pattern` on (with its exceptions) or off. */
+async function immutable({ store }: Target, pattern: string | undefined, value: string | undefined): Promise<void> {
+  if (pattern === undefined) {
+    const rules = await store.listImmutableRules();
+    if (rules.length === 0) console.log('no immutable tags');
+    for (const rule of rules) console.log(`${rule.pattern}\timmutable${rule.except.length ? `, except ${rule.except.join(', ')}` : ''}`);
+    return;
+  }
+  if (!repositoryPattern.safeParse(pattern).success) throw new UsageError(`not a repository pattern: ${pattern}`);
+  if (value === 'off') {
+    if (options.except) throw new UsageError('--except goes with on');
+    console.log((await store.deleteImmutableRule(pattern)) ? `tags of ${pattern} are mutable again` : `${pattern} had no rule; nothing changed`);
+    return;
+  }
+  if (value !== 'on') throw new UsageError('repo immutable <pattern> on|off [--except <tag>...]');
+  const except = options.except ?? [];
+  for (const tag of except) if (!/^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}$/.test(tag)) throw new UsageError(`not a tag (or tag pattern): ${tag}`);
+  await store.putImmutableRule({ pattern, except });
+  console.log(`tags of ${pattern} are immutable${except.length ? `, except ${except.join(', ')}` : ''}`);
+}
+
+function describeRule(rule: RetentionRule): string {
+  const what = rule.keepLast !== undefined ? `keep last ${rule.keepLast} tags ${rule.tags}` : rule.expireDays !== undefined ? `expire tags ${rule.tags} after ${rule.expireDays} days` : `untagged manifests go after ${rule.untaggedDays} days`;
+  return `${rule.id}\t${rule.pattern}\t${what}`;
+}
+
+async function listRetention(store: DynamoMetadataStore): Promise<void> {
+  const rules = await store.listRetentionRules();
+  if (rules.length === 0) console.log('no retention rules');
+  for (const rule of rules) console.log(describeRule(rule));
+}
+
+async function addRetention(store: DynamoMetadataStore, pattern: string | undefined): Promise<void> {
+  if (!pattern || !repositoryPattern.safeParse(pattern).success) throw new UsageError(`retention add needs a repository pattern (team/*), not ${JSON.stringify(pattern ?? '')}`);
+  const given = (['keep-last', 'expire-days', 'untagged-days'] as const).filter((name) => options[name] !== undefined);
+  if (given.length !== 1) throw new UsageError('give exactly one of --keep-last, --expire-days, --untagged-days');
+  const text = options[given[0]]!;
+  if (!/^\d{1,6}$/.test(text)) throw new UsageError(`--${given[0]} takes a whole number, not ${text}`);
+  const tags = options.tags ?? '*';
+  if (!/^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}$/.test(tags)) throw new UsageError(`not a tag pattern: ${tags}`);
+  if (given[0] === 'untagged-days' && options.tags !== undefined) throw new UsageError('--tags goes with --keep-last and --expire-days');
+  const field = { 'keep-last': 'keepLast', 'expire-days': 'expireDays', 'untagged-days': 'untaggedDays' }[given[0]];
+  const rule = { id: randomBytes(3).toString('hex'), pattern, tags, [field]: Number(text) } as RetentionRule;
+  await store.putRetentionRule(rule);
+  console.log(`added retention rule ${describeRule(rule)}`);
+}
+
+async function runRetention(store: DynamoMetadataStore): Promise<void> {
+  const dryRun = options['dry-run'] ?? false;
+  const expired = await new Retention(store, new ImmutableTags(store)).apply(dryRun);
+  for (const { repository, expired: e } of expired) console.log(`${dryRun ? 'would delete' : 'deleted'} tag ${repository}:${e.tag.tag} (${e.reason})`);
+  console.log(`${expired.length} tag${expired.length === 1 ? '' : 's'} ${dryRun ? 'would be deleted' : 'deleted'}; berth gc frees what they kept`);
+}
+
+async function listRepositories(target: Target): Promise<void> {
+  const rows = (await repositoriesOf(target).list()).map((r) => [r.name, r.visibility, String(r.tags), bytes(r.bytes), r.pushedAt ? new Date(r.pushedAt).toISOString() : '-']);
+  printTable(['NAME', 'VISIBILITY', 'TAGS', 'SIZE', 'LAST PUSH'], rows);
+}
+
+async function listTags(target: Target, repository: string | undefined): Promise<void> {
+  const tags = await repositoriesOf(target).tags(validRepository(repository));
+  printTable(['TAG', 'DIGEST', 'PUSHED'], tags.map((t) => [t.tag, t.digest, new Date(t.updatedAt).toISOString()]));
+}
+
+async function diskUsage(target: Target): Promise<void> {
+  const usage = await repositoriesOf(target).usage();
+  printTable(['REPOSITORY', 'SIZE'], usage.repositories.map((r) => [r.name, bytes(r.bytes)]));
+  console.log(`total ${bytes(usage.total)} in ${usage.blobs} blobs (shared blobs once); ${bytes(usage.unlinked)} linked by no repository (freed by gc)`);
+}
+
+/** `rm <repo>:<tag> | <repo>@<digest> | <repo>`. */
+async function remove(target: Target, text: string | undefined): Promise<void> {
+  if (!text) throw new UsageError('rm needs <repo>:<tag>, <repo>@<digest> or <repo>');
+  const at = text.lastIndexOf('@');
+  const colon = text.lastIndexOf(':');
+  let repository = text;
+  let reference: Reference | undefined;
+  try {
+    if (at > 0) [repository, reference] = [text.slice(0, at), parseReference(text.slice(at + 1))];
+    else if (colon > text.lastIndexOf('/')) [repository, reference] = [text.slice(0, colon), parseReference(text.slice(colon + 1))];
+    if (reference && (at > 0) !== (reference.kind === 'digest')) throw new UsageError(`${text}: a tag follows ":", a digest follows "@"`);
+    const removed = await repositoriesOf(target).remove(validRepository(repository), reference);
+    if (!reference) console.log(`deleted repository ${repository} (${removed.tags} tags, ${removed.manifests} manifests, ${removed.links} blob links); berth gc frees its bytes`);
+    else if (reference.kind === 'tag') console.log(`deleted tag ${repository}:${reference.tag}`);
+    else console.log(`deleted manifest ${repository}@${reference.digest} and ${removed.tags} tag${removed.tags === 1 ? '' : 's'} pointing at it`);
+  } catch (error) {
+    if (error instanceof RegistryError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/** `gc`: locally in this process on the server's stores; on a stage, one invocation of its `gc` function. */
+async function collect(target: Target): Promise<void> {
+  let graceMs = DEFAULT_GRACE_MS;
+  try {
+    if (options.grace !== undefined) graceMs = parseDuration(options.grace);
+  } catch (error) {
+    throw new UsageError(`--grace: ${(error as Error).message}`);
+  }
+  const dryRun = options['dry-run'] ?? false;
+  let report: GcReport;
+  if (target.gcFunction) {
+    const { LambdaClient, InvokeCommand } = await import('@aws-sdk/client-lambda');
+    const client = new LambdaClient({ region: target.gcFunction.region });
+    const result = await client.send(new InvokeCommand({ FunctionName: target.gcFunction.name, Payload: JSON.stringify({ graceMs, dryRun }) }));
+    report = JSON.parse(Buffer.from(result.Payload!).toString('utf8')) as GcReport;
+  } else {
+    if (!target.blobs) throw new UsageError(`the S3 endpoint of the registry on ${target.where} is not recorded: run gc where npm start runs`);
+    const sessions = new UploadSessions(target.store, target.blobs);
+    report = await new GarbageCollector(target.store, target.blobs, sessions, target.requests).run({ graceMs, dryRun });
+  }
+  printReport(report);
+}
+
+function printReport(report: GcReport): void {
+  for (const line of report.planned) console.log(`would delete ${line}`);
+  const counts = (c: GcReport['scanned']) => Object.entries(c).map(([k, v]) => `${v} ${k}`).join(', ');
+  const grace = `grace ${report.graceMs / 1000}s`;
+  console.log(`${report.dryRun ? 'dry run' : 'gc'} ${report.finished ? 'finished' : 'stopped (continues at the next run)'} (${grace})`);
+  console.log(`scanned: ${counts(report.scanned)}`);
+  console.log(`${report.dryRun ? 'would delete' : 'deleted'}: ${report.dryRun ? `${report.planned.length} items` : counts(report.deleted)}; ${bytes(report.bytesReclaimed)} reclaimed`);
+  if (report.requests) console.log(`requests: ${report.requests.dynamodb} DynamoDB, ${report.requests.s3} S3`);
+}
+
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  for (const row of [header, ...rows]) console.log(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+/** Bytes for people: `0 B`, `1.5 KiB`, `12.0 MiB`. */
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let value = n;
+  while (value >= 1024 && i < units.length - 1) {
+    value /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${value.toFixed(1)} ${units[i]}`;
+}
+
 function validRepository(repository: string | undefined): string {
   try {
     return parseRepositoryName(repository ?? '');
@@ -262,7 +484,12 @@ async function openStore(): Promise<Target> {
     const region = options.region ?? process.env.AWS_REGION ?? 'us-east-1';
     const table = `berth-${options.stage}`;
     // Deployments always require logins (serverless.yml).
-    return { store: new DynamoMetadataStore(createDynamoClient({ table, region }), table), auth: 'required', where: `stage ${options.stage}` };
+    return {
+      store: new DynamoMetadataStore(createDynamoClient({ table, region }), table),
+      auth: 'required',
+      where: `stage ${options.stage}`,
+      gcFunction: { name: `berth-${options.stage}-gc`, region },
+    };
   }
   const dataDir = resolve(process.env.BERTH_DATA_DIR ?? '.berth');
   let env: Record<string, string>;
@@ -273,7 +500,16 @@ async function openStore(): Promise<Target> {
   }
   const credentials = { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY };
   const settings = { table: env.BERTH_TABLE, region: 'us-east-1', endpoint: env.BERTH_DYNAMODB_ENDPOINT, credentials };
-  return { store: new DynamoMetadataStore(createDynamoClient(settings), settings.table), auth: env.BERTH_AUTH, where: dataDir };
+  const dynamo = createDynamoClient(settings);
+  const s3 = env.BERTH_S3_ENDPOINT ? createS3Client({ bucket: env.BERTH_BUCKET, region: 'us-east-1', endpoint: env.BERTH_S3_ENDPOINT, credentials }) : undefined;
+  const [dynamoRequests, s3Requests] = [countRequests(dynamo), s3 ? countRequests(s3) : () => 0];
+  return {
+    store: new DynamoMetadataStore(dynamo, settings.table),
+    blobs: s3 && new S3BlobStore(s3, env.BERTH_BUCKET),
+    requests: () => ({ dynamodb: dynamoRequests(), s3: s3Requests() }),
+    auth: env.BERTH_AUTH,
+    where: dataDir,
+  };
 }
 
 main().catch((error: unknown) => {

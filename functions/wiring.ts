@@ -7,16 +7,26 @@ import type { PathKey } from './core/signed-paths.js';
 import type { Config } from './config.js';
 import { createRegistry, type Registry } from './core/registry.js';
 import { createDynamoClient, DynamoMetadataStore } from './storage/dynamodb.js';
-import type { AccountStore, MetadataStore } from './storage/ports.js';
+import type { AccountStore, BlobStore, MetadataStore } from './storage/ports.js';
+import { countRequests } from './storage/requests.js';
 import { createS3Client, S3BlobStore } from './storage/s3.js';
 
 /**
- * Builds the registry for `config`, with adapters on the configured endpoints; `metadata` replaces
- * the DynamoDB adapter (tests pass one that counts the calls reaching the real one).
+ * Builds the registry for `config`, with adapters on the configured endpoints; `wrap` and
+ * `wrapStore` stand between the core and the adapters (tests record calls or inject faults there).
  */
-export function registryFor(config: Config, metadata: MetadataStore & AccountStore = new DynamoMetadataStore(createDynamoClient(config.dynamo), config.dynamo.table)): Registry {
-  const store = new S3BlobStore(createS3Client(config.s3), config.s3.bucket);
-  return createRegistry(metadata, store, {
+export function registryFor(
+  config: Config,
+  wrap: (store: MetadataStore & AccountStore) => MetadataStore & AccountStore = (store) => store,
+  wrapStore: (store: BlobStore) => BlobStore = (store) => store,
+): Registry {
+  const dynamo = createDynamoClient(config.dynamo);
+  const s3 = createS3Client(config.s3);
+  const dynamoRequests = countRequests(dynamo);
+  const s3Requests = countRequests(s3);
+  const store = wrapStore(new S3BlobStore(s3, config.s3.bucket));
+  return createRegistry(wrap(new DynamoMetadataStore(dynamo, config.dynamo.table)), store, {
+    requests: () => ({ dynamodb: dynamoRequests(), s3: s3Requests() }),
     delivery: config.delivery,
     uploads: { partSize: config.partSize },
     auth: config.auth,
@@ -57,3 +67,4 @@ function tokenKeySource(config: Config): KeySource {
     throw new Error('no token signing key: set BERTH_TOKEN_KEY or BERTH_TOKEN_KEY_SECRET');
   };
 }
+

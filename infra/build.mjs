@@ -22,7 +22,7 @@ const englishOnlyZod = {
   },
 };
 
-const entries = { api: 'functions/api.ts', verify: 'functions/verify.ts' };
+const entries = { api: 'functions/api.ts', verify: 'functions/verify.ts', gc: 'functions/gc.ts' };
 
 for (const [name, entry] of Object.entries(entries)) {
   const outfile = `dist/${name}/index.mjs`;

@@ -15,7 +15,8 @@ export interface Access {
 /** Actions Berth knows, per resource type. */
 const KNOWN_ACTIONS: Record<Access['type'], Set<string>> = {
   repository: new Set(['pull', 'push', 'delete', '*']),
-  registry: new Set(['*', 'search']),
+  // `admin`: registry:berth:admin, the scope of the `/v2/_berth/` admin routes.
+  registry: new Set(['*', 'search', 'admin']),
 };
 
 /**

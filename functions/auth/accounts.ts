@@ -43,7 +43,12 @@ export type Visibility = 'public' | 'private';
 /** Whether `repository` matches one of `patterns` (no patterns: all). */
 export function matchesAny(patterns: readonly string[], repository: string): boolean {
   if (patterns.length === 0) return true;
-  return patterns.some((pattern) => globToRegExp(pattern).test(repository));
+  return patterns.some((pattern) => matches(pattern, repository));
+}
+
+/** Whether `name` matches `pattern`, where `*` stands for any characters (`/` included). */
+export function matches(pattern: string, name: string): boolean {
+  return globToRegExp(pattern).test(name);
 }
 
 function globToRegExp(pattern: string): RegExp {

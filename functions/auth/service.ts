@@ -51,9 +51,22 @@ export interface Caller {
   mayPull(repository: RepositoryInfo): Promise<boolean>;
   /** Whether the caller may list the catalog / search (`registry:catalog:*`). */
   mayBrowse(): boolean;
+  /**
+   * Whether the caller may administer the whole registry (`registry:berth:admin`: the `_berth`
+   * admin routes): admins whose role covers every repository.
+   */
+  mayAdminister(): boolean;
 }
 
-const EVERYTHING: Caller = { may: async () => true, mayPull: async () => true, mayBrowse: () => true };
+const EVERYTHING: Caller = { may: async () => true, mayPull: async () => true, mayBrowse: () => true, mayAdminister: () => true };
+
+/** The scope of the admin routes (`/v2/_berth/…`). */
+export const ADMIN_SCOPE = { type: 'registry', name: 'berth', actions: ['admin'] } as const;
+
+/** Admins without repository patterns administer the registry; an admin of `team/*` does not. */
+function administers(account: Account | undefined): boolean {
+  return account?.role === 'admin' && account.repositories.length === 0;
+}
 
 /** What `/token` answers (distribution "Token Authentication Specification", OAuth2 form). */
 export interface TokenResponse {
@@ -87,6 +100,7 @@ export class Auth {
         may: async (repository, action) => allows(access, 'repository', repository, action),
         mayPull: async (repository) => this.permits((account ??= this.accountOf(subject)), repository, 'pull'),
         mayBrowse: () => allows(access, 'registry', 'catalog', '*') || allows(access, 'registry', 'catalog', 'search'),
+        mayAdminister: () => allows(access, 'registry', 'berth', 'admin'),
       };
     }
     if (scheme !== undefined && scheme !== 'basic') throw this.challenge(realm, []);
@@ -96,6 +110,7 @@ export class Auth {
       may: async (repository, action) => this.permits(account, await this.repository(repository), action),
       mayPull: async (repository) => this.permits(account, repository, 'pull'),
       mayBrowse: () => true,
+      mayAdminister: () => administers(account),
     };
   }
 
@@ -109,7 +124,7 @@ export class Auth {
     if (this.mode === 'off') return;
     if (authorization === undefined) throw this.challenge(realm, [...needed, ...wanted]);
     for (const access of needed) {
-      const ok = access.type === 'registry' ? caller.mayBrowse() : await everyAction(caller, access);
+      const ok = access.type === 'registry' ? (access.name === 'catalog' ? caller.mayBrowse() : caller.mayAdminister()) : await everyAction(caller, access);
       if (!ok) throw this.challenge(realm, [...needed, ...wanted], true);
     }
   }
@@ -212,6 +227,7 @@ export class Auth {
     for (const access of requested) {
       if (access.type === 'registry') {
         if (access.name === 'catalog') merge(granted, { ...access, actions: access.actions.filter((a) => a === '*' || a === 'search') });
+        if (access.name === 'berth' && administers(account)) merge(granted, { ...access, actions: access.actions.filter((a) => a === 'admin') });
         continue;
       }
       const allowed = repositoryActions(account, access.name, (await this.repository(access.name)).visibility);

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { BlobLinks } from './blobs.js';
 import { fail } from './errors.js';
+import { immutableTag, type ImmutableTags } from './immutable.js';
 import { digestAlgorithm, type Digest, type Reference } from './grammar.js';
 import { DESCRIPTION_KEY, IMAGE_CONFIG_TYPES, MediaTypes, parseManifest, type ParsedManifest } from './manifest.js';
 import type { BlobStore, Descriptor, ManifestRecord, MetadataStore, Page } from '../storage/ports.js';
@@ -41,6 +42,7 @@ export class Manifests {
     private readonly metadata: MetadataStore,
     private readonly store: BlobStore,
     private readonly links: BlobLinks,
+    private readonly immutable: ImmutableTags,
   ) {}
 
   /**
@@ -48,7 +50,8 @@ export class Manifests {
    * `tags` (the `?tag=` parameters of a push by digest, distribution-spec v1.2 draft).
    * @returns its digest and subject (for `OCI-Subject`).
    * @throws RegistryError DIGEST_INVALID (digest reference that does not match), MANIFEST_INVALID,
-   *   MANIFEST_BLOB_UNKNOWN (a referenced blob or child manifest is not in the repository).
+   *   MANIFEST_BLOB_UNKNOWN (a referenced blob or child manifest is not in the repository),
+   *   DENIED (an immutable tag would move: core/immutable.ts).
    */
   async put(
     repository: string,
@@ -63,7 +66,14 @@ export class Manifests {
       throw fail('DIGEST_INVALID', `manifest digest is ${digest}, not ${reference.digest}`, { expected: reference.digest, actual: digest });
     }
     const parsed = parseManifest(bytes, contentType);
-    await this.checkReferences(repository, parsed);
+    const tagged = reference.kind === 'tag' ? [reference.tag, ...tags] : tags;
+    const ruleOf = tagged.length > 0 ? await this.immutable.of(repository) : () => undefined;
+    for (const tag of tagged) {
+      const rule = ruleOf(tag);
+      const current = rule && (await this.metadata.getTag(repository, tag));
+      if (rule && current && current.digest !== digest) throw immutableTag(repository, tag, rule, 'moved to another digest');
+    }
+    await this.claimReferences(repository, parsed);
     const now = Date.now();
     const record: ManifestRecord = { repository, digest, mediaType: parsed.mediaType, size: bytes.length, subject: parsed.subject, createdAt: now };
     if (bytes.length > INLINE_MANIFEST_BYTES) {
@@ -73,10 +83,26 @@ export class Manifests {
       record.bytes = bytes;
     }
     await this.metadata.putManifest(record);
+    // Claimed again after the write: a collection that missed this manifest loses, or took a reference away.
+    try {
+      await this.claimReferences(repository, parsed);
+    } catch (error) {
+      await this.metadata.deleteManifest(repository, digest);
+      throw error;
+    }
     if (parsed.subject) await this.metadata.putReferrer(repository, parsed.subject, referrerDescriptor(record, parsed));
-    for (const tag of reference.kind === 'tag' ? [reference.tag, ...tags] : tags) {
+    for (const tag of tagged) {
       const bytes = record.size <= TAG_COPY_BYTES ? record.bytes : undefined;
-      await this.metadata.putTag({ repository, tag, digest, mediaType: record.mediaType, size: record.size, bytes, updatedAt: now });
+      const item = { repository, tag, digest, mediaType: record.mediaType, size: record.size, bytes, updatedAt: now };
+      const rule = ruleOf(tag);
+      // Conditional for immutable tags: of two first pushes of one tag, the second one loses.
+      if (!rule) await this.metadata.putTag(item);
+      else if (!(await this.metadata.putTagIfUnmoved(item))) throw immutableTag(repository, tag, rule, 'moved to another digest');
+    }
+    // Likewise for the manifest itself, which the tags now name (it is untagged until they are written).
+    if (tagged.length > 0 && !(await this.metadata.claimManifest(repository, digest, Date.now()))) {
+      for (const tag of tagged) await this.metadata.deleteTag(repository, tag);
+      throw fail('MANIFEST_BLOB_UNKNOWN', `manifest ${digest} was removed by garbage collection while it was pushed; push the image again`, { digest });
     }
     await this.metadata.touchRepository(repository, now, await this.description(repository, parsed));
     return { digest, subject: parsed.subject };
@@ -131,17 +157,23 @@ export class Manifests {
   /**
    * Deletes a tag (tag reference), or a manifest with every tag that points to it and its
    * referrer entry (digest reference).
-   * @throws RegistryError MANIFEST_UNKNOWN
+   * @throws RegistryError MANIFEST_UNKNOWN, DENIED (an immutable tag would go: core/immutable.ts)
    */
   async delete(repository: string, reference: Reference): Promise<void> {
+    const ruleOf = await this.immutable.of(repository);
     if (reference.kind === 'tag') {
+      const rule = ruleOf(reference.tag);
+      if (rule && (await this.metadata.getTag(repository, reference.tag))) throw immutableTag(repository, reference.tag, rule, 'deleted');
       if (!(await this.metadata.deleteTag(repository, reference.tag))) throw unknownManifest(reference);
       return;
     }
     const record = await this.record(repository, reference);
-    for (const tag of await this.allTags(repository)) {
-      if (tag.digest === record.digest) await this.metadata.deleteTag(repository, tag.tag);
+    const tags = (await this.allTags(repository)).filter((tag) => tag.digest === record.digest);
+    for (const tag of tags) {
+      const rule = ruleOf(tag.tag);
+      if (rule) throw immutableTag(repository, tag.tag, rule, 'deleted');
     }
+    for (const tag of tags) await this.metadata.deleteTag(repository, tag.tag);
     if (record.subject) await this.metadata.deleteReferrer(repository, record.subject, record.digest);
     await this.metadata.deleteManifest(repository, record.digest);
   }
@@ -175,12 +207,22 @@ export class Manifests {
     return record;
   }
 
-  private async checkReferences(repository: string, parsed: ParsedManifest): Promise<void> {
+  /**
+   * Checks that every blob and child manifest the manifest references is in the repository, and
+   * claims each (see core/gc.ts): called before and after the manifest is written.
+   * @throws RegistryError MANIFEST_INVALID (too many references), MANIFEST_BLOB_UNKNOWN.
+   */
+  private async claimReferences(repository: string, parsed: ParsedManifest): Promise<void> {
+    const now = Date.now();
     // One deadline for the whole request, however many of its blobs are still being verified.
     const deadline = this.links.deadline();
+    const claimBlob = async (digest: Digest) =>
+      (await this.metadata.claimBlobLink(repository, digest, now)) ??
+      // Not linked yet: maybe a front-door upload still being verified (links.find waits for it).
+      ((await this.links.find(repository, digest, deadline)) && (await this.metadata.claimBlobLink(repository, digest, now)));
     const checks = [
-      ...[...new Set(parsed.blobs)].map((digest) => () => this.links.find(repository, digest, deadline).then((found) => (found ? undefined : digest))),
-      ...[...new Set(parsed.manifests)].map((digest) => () => this.metadata.getManifest(repository, digest).then((found) => (found ? undefined : digest))),
+      ...[...new Set(parsed.blobs)].map((digest) => () => claimBlob(digest).then((found) => (found ? undefined : digest))),
+      ...[...new Set(parsed.manifests)].map((digest) => () => this.metadata.claimManifest(repository, digest, now).then((found) => (found ? undefined : digest))),
     ];
     if (checks.length > MAX_REFERENCES) throw fail('MANIFEST_INVALID', `a manifest may reference at most ${MAX_REFERENCES} blobs and manifests`);
     let unknown: Digest | undefined;

@@ -6,7 +6,10 @@ import { Blobs, type BlobDelivery } from './blobs.js';
 import { Catalog } from './catalog.js';
 import { DirectUploads, type Dispatch } from './direct.js';
 import { FrontDoor } from './frontdoor.js';
+import { GarbageCollector } from './gc.js';
+import { ImmutableTags } from './immutable.js';
 import { Manifests } from './manifests.js';
+import { Repositories } from './repositories.js';
 import { Search } from './search.js';
 import { UploadSessions } from './sessions.js';
 import type { PathKey } from './signed-paths.js';
@@ -33,6 +36,8 @@ export interface Registry {
   manifests: Manifests;
   catalog: Catalog;
   search: Search;
+  gc: GarbageCollector;
+  repositories: Repositories;
 }
 
 /** Wires the services onto the stores. */
@@ -49,6 +54,8 @@ export function createRegistry(
     maxChunk?: number;
     /** The key of the front door's signed paths; undefined: no front door. */
     pathKey?: () => Promise<PathKey>;
+    /** Requests the stores have sent so far (for the collector's report); undefined: not counted. */
+    requests?: () => { dynamodb: number; s3: number };
   },
 ): Registry {
   const sessions = new UploadSessions(metadata, store);
@@ -57,6 +64,8 @@ export function createRegistry(
   const dispatch = options.dispatch ?? inProcess(sessions);
   const direct = new DirectUploads(sessions, store, dispatch);
   const tokens = new TokenService(options.tokenKey);
+  const immutable = new ImmutableTags(metadata);
+  const manifests = new Manifests(metadata, store, frontDoor, immutable);
   return {
     maxChunk: options.maxChunk,
     dispatchVerification: dispatch,
@@ -66,9 +75,11 @@ export function createRegistry(
     direct,
     frontDoor,
     blobs: new Blobs(metadata, store, options.delivery, frontDoor, (blob) => frontDoor.blobPath(blob)),
-    manifests: new Manifests(metadata, store, frontDoor),
+    manifests,
     catalog: new Catalog(metadata, tokens),
     search: new Search(metadata),
+    gc: new GarbageCollector(metadata, store, sessions, options.requests),
+    repositories: new Repositories(metadata, manifests, immutable),
   };
 }
 

@@ -155,18 +155,42 @@ export class UploadSessions {
     return this.metadata.commitUpload(session, owner);
   }
 
-  /** Links a verified blob to a repository; the blob item is written first, so a link never dangles. */
+  /**
+   * Links a verified blob to a repository; the blob item is written first, so a link never dangles.
+   * Bytes that duplicate a blob stored already are deleted once the link to the stored one holds.
+   * @throws RegistryError BLOB_UPLOAD_INVALID when the collector took the blob in the same instant (push again).
+   */
   async publish(repository: string, blob: BlobRecord): Promise<BlobRecord> {
-    const result = await this.metadata.putBlobIfAbsent(blob);
-    if (!result.created && result.blob.key !== blob.key) await this.blobs.delete(blob.key);
-    await this.link(repository, result.blob);
-    return result.blob;
+    // Two tries: the stored blob may be collected between reading it and linking it; then ours is stored.
+    for (let tries = 0; tries < 2; tries++) {
+      const result = await this.metadata.putBlobIfAbsent(blob);
+      const linked = await this.link(repository, result.blob);
+      if (linked) {
+        if (!result.created && result.blob.key !== blob.key) await this.blobs.delete(blob.key);
+        return linked;
+      }
+      // Our own blob item was collected: its bytes (ours) are being deleted too.
+      if (result.created) break;
+    }
+    throw fail('BLOB_UPLOAD_INVALID', 'the blob was removed by garbage collection while it was published; push it again');
   }
 
-  /** Links a blob that is already verified (a mount) to `repository`. */
-  async link(repository: string, blob: BlobRecord): Promise<void> {
-    await this.metadata.putBlobLink(repository, blob);
+  /**
+   * Links a verified blob (a mount, or a publish) to `repository`: claims the blob item, writes the
+   * link, claims it again (README, "Storage life cycle": a collection of the blob item in between
+   * loses, or the link is taken back). Returns the linked blob, or undefined when the blob item is
+   * gone (collected): then nothing is linked.
+   */
+  async link(repository: string, blob: BlobRecord): Promise<BlobRecord | undefined> {
+    const claimed = await this.metadata.claimBlob(blob.digest, Date.now());
+    if (!claimed) return undefined;
+    await this.metadata.putBlobLink(repository, claimed);
+    if (!(await this.metadata.claimBlob(blob.digest, Date.now()))) {
+      await this.metadata.deleteBlobLink(repository, blob.digest);
+      return undefined;
+    }
     await this.metadata.touchRepository(repository, Date.now());
+    return claimed;
   }
 
   /** Removes a session and all its data; the session item goes last so a crash leaves it retryable. */

@@ -134,14 +134,13 @@ export class Uploads {
    * holds it. Returns undefined when it does not, so that the caller opens a session instead.
    */
   async mount(repository: string, digest: Digest, from: string): Promise<BlobRecord | undefined> {
-    // A blob still being verified is not mountable yet: the client uploads it instead (the spec's fallback).
+    // A blob still being verified is not mountable yet, nor one collected meanwhile: the client
+    // uploads it instead (the spec's fallback).
     const blob = await this.links.find(from, digest, this.links.deadline()).catch((error: unknown) => {
       if (error instanceof RegistryError && error.code === 'TOOMANYREQUESTS') return undefined;
       throw error;
     });
-    if (!blob) return undefined;
-    await this.sessions.link(repository, blob);
-    return blob;
+    return blob && this.sessions.link(repository, blob);
   }
 
   /** Cancels a session and drops its data (DELETE of an upload URL). */

@@ -13,7 +13,8 @@ import { ping, search } from './search.js';
 import { getToken, postToken } from './token.js';
 import { json, type AuthorizedRequest, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
 import type { Access } from '../auth/access.js';
-import type { Caller } from '../auth/service.js';
+import { ADMIN_SCOPE, type Caller } from '../auth/service.js';
+import { adminCollect, adminDeleteRepository, adminRepositories, adminTags, adminUsage } from './admin.js';
 import { realmOf } from './realm.js';
 import { appendChunk, cancelUpload, finishUpload, startUpload, uploadStatus } from './uploads.js';
 
@@ -38,6 +39,7 @@ const push = on('push');
 const remove = on('delete');
 const nothing = () => [];
 const browse = (): Access[] => [{ type: 'registry', name: 'catalog', actions: ['*'] }];
+const administer = (): Access[] => [{ ...ADMIN_SCOPE, actions: [...ADMIN_SCOPE.actions] }];
 const mountSource = (request: HttpRequest): Access[] => {
   const from = request.query.get('from');
   return request.query.has('mount') && from !== null && isRepositoryName(from) ? [{ type: 'repository', name: from, actions: ['pull'] }] : [];
@@ -49,6 +51,12 @@ const routes: Route[] = [
   { pattern: /^\/v1\/search$/, methods: { GET: [search, 'identify'] } },
   { pattern: /^\/v2\/?$/, methods: { GET: [base, nothing] } },
   { pattern: /^\/v2\/_catalog$/, methods: { GET: [listRepositories, browse] } },
+  // Admin routes (README, "Repository management"): `_berth` is no repository name, so no route below can take them.
+  { pattern: /^\/v2\/_berth\/repositories$/, methods: { GET: [adminRepositories, administer] } },
+  { pattern: /^\/v2\/_berth\/repositories\/(?<name>.+)\/tags$/, methods: { GET: [adminTags, administer] } },
+  { pattern: /^\/v2\/_berth\/repositories\/(?<name>.+)$/, methods: { DELETE: [adminDeleteRepository, administer] } },
+  { pattern: /^\/v2\/_berth\/usage$/, methods: { GET: [adminUsage, administer] } },
+  { pattern: /^\/v2\/_berth\/gc$/, methods: { POST: [adminCollect, administer] } },
   { pattern: /^\/v2\/(?<name>.+)\/_berth\/uploads\/?$/, methods: { POST: [startDirect, push] } },
   { pattern: /^\/v2\/(?<name>.+)\/_berth\/uploads\/(?<id>[0-9a-f-]{36})$/, methods: { GET: [directStatus, push], DELETE: [cancelDirect, push] } },
   { pattern: /^\/v2\/(?<name>.+)\/_berth\/uploads\/(?<id>[0-9a-f-]{36})\/parts$/, methods: { GET: [directParts, push] } },
@@ -114,7 +122,7 @@ async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpR
 }
 
 /** Endpoints without a caller (the token service) get one that may do nothing. */
-const PUBLIC: Caller = { may: async () => false, mayPull: async () => false, mayBrowse: () => false };
+const PUBLIC: Caller = { may: async () => false, mayPull: async () => false, mayBrowse: () => false, mayAdminister: () => false };
 
 /** Percent-decodes the path so `%2e%2e` meets the grammar as `..`; undecodable paths are refused. */
 function decodePath(path: string): string {

@@ -12,6 +12,8 @@
  * | upload session  | `UPLOAD#<id>`       | `UPLOAD`                       |
  * | account         | `ACCOUNT`           | `<name>`                       |
  * | login attempts  | `LOGIN#<name>`      | `<source address>`             |
+ * | immutable tags  | `POLICY`            | `IMMUTABLE#<pattern>`          |
+ * | retention rule  | `POLICY`            | `RETENTION#<id>`               |
  *
  * Sort keys order tags and repositories lexically, so listings are single ordered queries.
  * No transactions (the embedded emulator lacks them): every multi-item change is ordered so
@@ -24,15 +26,24 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  ScanCommand,
   UpdateCommand,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import { randomUUID } from 'node:crypto';
 import type { Digest } from '../core/grammar.js';
 import type { Account, Visibility } from '../auth/accounts.js';
 import {
   UploadConflict,
   type AccountStore,
   type BlobRecord,
+  type Collectable,
+  type ImmutableRule,
+  type RetentionRule,
+  type RepositoryContents,
+  type StoredBlob,
+  type StoredLink,
+  type StoredManifest,
   type Descriptor,
   type LoginAttempt,
   type ManifestRecord,
@@ -76,7 +87,8 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
   }
 
   async putBlobIfAbsent(blob: BlobRecord): Promise<{ blob: BlobRecord; created: boolean }> {
-    const created = await this.putIf({ pk: `BLOB#${blob.digest}`, sk: 'BLOB', size: blob.size, key: blob.key }, 'attribute_not_exists(pk)');
+    const item = { pk: `BLOB#${blob.digest}`, sk: 'BLOB', size: blob.size, key: blob.key, claim: randomUUID(), linkedAt: Date.now() };
+    const created = await this.putIf(item, 'attribute_not_exists(pk)');
     if (created) return { blob, created };
     const existing = await this.getBlob(blob.digest);
     return { blob: existing!, created: false };
@@ -88,7 +100,8 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
   }
 
   async putBlobLink(repository: string, blob: BlobRecord): Promise<void> {
-    await this.put({ pk: repoKey(repository), sk: `BLOB#${blob.digest}`, size: blob.size, key: blob.key });
+    // A new claim and no usedAt: the link of a push in flight until a manifest references it.
+    await this.put({ pk: repoKey(repository), sk: `BLOB#${blob.digest}`, size: blob.size, key: blob.key, claim: randomUUID(), linkedAt: Date.now() });
   }
 
   deleteBlobLink(repository: string, digest: Digest): Promise<boolean> {
@@ -155,21 +168,13 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
   async getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined> {
     const item = await this.get({ pk: repoKey(repository), sk: `MANIFEST#${digest}` });
     if (!item) return undefined;
-    return {
-      repository,
-      digest,
-      mediaType: item.mediaType as string,
-      size: item.size as number,
-      bytes: item.bytes as Uint8Array | undefined,
-      key: item.key as string | undefined,
-      subject: item.subject as Digest | undefined,
-      createdAt: item.createdAt as number,
-    };
+    const { claim: _claim, usedAt: _usedAt, ...record } = toManifest(repository, digest, item);
+    return record;
   }
 
   async putManifest(manifest: ManifestRecord): Promise<void> {
     const { repository, digest, ...rest } = manifest;
-    await this.put({ pk: repoKey(repository), sk: `MANIFEST#${digest}`, ...rest });
+    await this.put({ pk: repoKey(repository), sk: `MANIFEST#${digest}`, ...rest, claim: randomUUID() });
   }
 
   deleteManifest(repository: string, digest: Digest): Promise<boolean> {
@@ -184,6 +189,38 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
   async putTag(tag: TagRecord): Promise<void> {
     const { repository, tag: name, ...rest } = tag;
     await this.put({ pk: repoKey(repository), sk: `TAG#${name}`, ...rest });
+  }
+
+  async putTagIfUnmoved(tag: TagRecord): Promise<boolean> {
+    const { repository, tag: name, ...rest } = tag;
+    return this.putIf({ pk: repoKey(repository), sk: `TAG#${name}`, ...rest }, 'attribute_not_exists(pk) OR digest = :digest', { ':digest': tag.digest });
+  }
+
+  async putImmutableRule(rule: ImmutableRule): Promise<void> {
+    await this.put({ pk: 'POLICY', sk: `IMMUTABLE#${rule.pattern}`, except: rule.except });
+  }
+
+  deleteImmutableRule(pattern: string): Promise<boolean> {
+    return this.deleteExisting({ pk: 'POLICY', sk: `IMMUTABLE#${pattern}` });
+  }
+
+  async listImmutableRules(): Promise<ImmutableRule[]> {
+    const page = await this.queryPage('POLICY', 'IMMUTABLE#', 10_000);
+    return page.items.map((item) => ({ pattern: (item.sk as string).slice('IMMUTABLE#'.length), except: (item.except as string[] | undefined) ?? [] }));
+  }
+
+  async putRetentionRule(rule: RetentionRule): Promise<void> {
+    const { id, ...rest } = rule;
+    await this.put({ pk: 'POLICY', sk: `RETENTION#${id}`, ...rest });
+  }
+
+  deleteRetentionRule(id: string): Promise<boolean> {
+    return this.deleteExisting({ pk: 'POLICY', sk: `RETENTION#${id}` });
+  }
+
+  async listRetentionRules(): Promise<RetentionRule[]> {
+    const page = await this.queryPage('POLICY', 'RETENTION#', 10_000);
+    return page.items.map(({ pk: _pk, sk, ...rest }) => ({ id: (sk as string).slice('RETENTION#'.length), ...rest }) as RetentionRule);
   }
 
   deleteTag(repository: string, tag: string): Promise<boolean> {
@@ -257,6 +294,149 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
   async listRepositories(limit: number, last?: string): Promise<Page<RepositoryInfo>> {
     const page = await this.queryPage('CATALOG', '', limit, last);
     return { items: page.items.map(toRepository), last: page.last };
+  }
+
+  async deleteRepository(repository: string, pushedAt?: number): Promise<boolean> {
+    try {
+      const result = await this.db.send(
+        new DeleteCommand({
+          TableName: this.table,
+          Key: { pk: 'CATALOG', sk: repository },
+          ...(pushedAt === undefined ? {} : { ConditionExpression: 'pushedAt = :at', ExpressionAttributeValues: { ':at': pushedAt } }),
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return result.Attributes !== undefined;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async claimBlob(digest: Digest, now: number): Promise<BlobRecord | undefined> {
+    const item = await this.claimItem({ pk: `BLOB#${digest}`, sk: 'BLOB' }, 'linkedAt', now);
+    return item && toBlob(digest, item);
+  }
+
+  async claimBlobLink(repository: string, digest: Digest, now: number): Promise<BlobRecord | undefined> {
+    const item = await this.claimItem({ pk: repoKey(repository), sk: `BLOB#${digest}` }, 'usedAt', now);
+    return item && toBlob(digest, item);
+  }
+
+  async claimManifest(repository: string, digest: Digest, now: number): Promise<boolean> {
+    return (await this.claimItem({ pk: repoKey(repository), sk: `MANIFEST#${digest}` }, 'usedAt', now)) !== undefined;
+  }
+
+  /** Stores a new claim and `field = now` on an existing item; undefined when there is none. */
+  private async claimItem(key: Item, field: 'linkedAt' | 'usedAt', now: number): Promise<Item | undefined> {
+    try {
+      const result = await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key,
+          UpdateExpression: 'SET claim = :claim, #field = :now',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#field': field },
+          ExpressionAttributeValues: { ':claim': randomUUID(), ':now': now },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return result.Attributes;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  async collect(item: Collectable): Promise<boolean> {
+    if (item.kind === 'tag') {
+      const condition = { ConditionExpression: 'digest = :digest AND updatedAt = :at', ExpressionAttributeValues: { ':digest': item.digest, ':at': item.updatedAt } };
+      return this.deleteIf({ pk: repoKey(item.repository), sk: `TAG#${item.tag}` }, condition);
+    }
+    const key =
+      item.kind === 'blob'
+        ? { pk: `BLOB#${item.digest}`, sk: 'BLOB' }
+        : { pk: repoKey(item.repository), sk: `${item.kind === 'link' ? 'BLOB' : 'MANIFEST'}#${item.digest}` };
+    const condition = item.claim === undefined
+      ? { ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(claim)' }
+      : { ConditionExpression: 'claim = :claim', ExpressionAttributeValues: { ':claim': item.claim } };
+    return this.deleteIf(key, condition);
+  }
+
+  /** Conditional delete; false when the condition failed. */
+  private async deleteIf(key: Item, condition: { ConditionExpression: string; ExpressionAttributeValues?: Item }): Promise<boolean> {
+    try {
+      await this.db.send(new DeleteCommand({ TableName: this.table, Key: key, ...condition }));
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async readRepository(repository: string): Promise<RepositoryContents> {
+    const items = await this.queryAll({
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': repoKey(repository) },
+      ConsistentRead: true,
+    });
+    const contents: RepositoryContents = { links: [], manifests: [], tags: [], referrers: [] };
+    for (const item of items) {
+      const sk = item.sk as string;
+      const [kind, ...rest] = sk.split('#');
+      if (kind === 'BLOB') {
+        const link: StoredLink = { ...toBlob(rest.join('#') as Digest, item), claim: item.claim as string | undefined, linkedAt: (item.linkedAt as number | undefined) ?? 0 };
+        if (item.usedAt !== undefined) link.usedAt = item.usedAt as number;
+        contents.links.push(link);
+      } else if (kind === 'MANIFEST') {
+        contents.manifests.push(toManifest(repository, rest.join('#') as Digest, item));
+      } else if (kind === 'TAG') {
+        contents.tags.push(toTag(repository, sk.slice(4), item));
+      } else if (kind === 'REFERRER') {
+        contents.referrers.push({ subject: rest[0] as Digest, digest: rest[1] as Digest });
+      }
+    }
+    return contents;
+  }
+
+  async scanBlobs(limit: number, last?: string): Promise<Page<StoredBlob>> {
+    const page = await this.scanPage('BLOB#', limit, last);
+    const items = page.items.map((item) => ({
+      ...toBlob((item.pk as string).slice(5) as Digest, item),
+      claim: item.claim as string | undefined,
+      linkedAt: (item.linkedAt as number | undefined) ?? 0,
+    }));
+    return { items, last: page.last };
+  }
+
+  async scanUploads(limit: number, last?: string): Promise<Page<UploadSession>> {
+    const page = await this.scanPage('UPLOAD#', limit, last);
+    return { items: page.items.map(toUpload), last: page.last };
+  }
+
+  /**
+   * Items whose partition key starts with `prefix`, from a table Scan; stops after the page where
+   * at least `limit` matched (a page may hold a few more). The cursor is the Scan's position, base64url JSON.
+   */
+  private async scanPage(prefix: string, limit: number, last?: string): Promise<Page<Item>> {
+    const items: Item[] = [];
+    let start: Item | undefined = last === undefined ? undefined : JSON.parse(Buffer.from(last, 'base64url').toString('utf8'));
+    do {
+      const result = await this.db.send(
+        new ScanCommand({
+          TableName: this.table,
+          FilterExpression: 'begins_with(pk, :prefix)',
+          ExpressionAttributeValues: { ':prefix': prefix },
+          ExclusiveStartKey: start,
+          ConsistentRead: true,
+          Limit: Math.max(limit, 100),
+        }),
+      );
+      items.push(...(result.Items ?? []));
+      start = result.LastEvaluatedKey;
+    } while (start && items.length < limit);
+    return { items, last: start && Buffer.from(JSON.stringify(start)).toString('base64url') };
   }
 
   async getAccount(name: string): Promise<Account | undefined> {
@@ -409,6 +589,21 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
     const result = await this.db.send(new DeleteCommand({ TableName: this.table, Key: key, ReturnValues: 'ALL_OLD' }));
     return result.Attributes !== undefined;
   }
+}
+
+function toManifest(repository: string, digest: Digest, item: Item): StoredManifest {
+  return {
+    repository,
+    digest,
+    mediaType: item.mediaType as string,
+    size: item.size as number,
+    bytes: item.bytes as Uint8Array | undefined,
+    key: item.key as string | undefined,
+    subject: item.subject as Digest | undefined,
+    createdAt: item.createdAt as number,
+    claim: item.claim as string | undefined,
+    usedAt: item.usedAt as number | undefined,
+  };
 }
 
 function toRepository(item: Item): RepositoryInfo {

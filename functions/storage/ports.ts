@@ -161,6 +161,33 @@ export interface RepositoryInfo {
   description?: string;
 }
 
+/** Tags of the repositories matching `pattern` cannot be moved or deleted, except those matching one of `except`. */
+export interface ImmutableRule {
+  /** Repository pattern (`team/*`; `*` matches any characters). */
+  pattern: string;
+  /** Tag patterns exempt from the rule (`latest`, `dev-*`). */
+  except: string[];
+}
+
+/**
+ * A retention rule for the repositories matching `pattern` (in the spirit of ECR lifecycle
+ * policies); each rule sets one of `keepLast`, `expireDays`, `untaggedDays`.
+ */
+export interface RetentionRule {
+  /** Short id, for `npx berth retention rm <id>`. */
+  id: string;
+  /** Repository pattern (`team/*`). */
+  pattern: string;
+  /** Tag pattern the tag rules apply to (default `*`: every tag). */
+  tags: string;
+  /** Keep the `keepLast` most recently pushed matching tags; older matching tags are deleted. */
+  keepLast?: number;
+  /** Matching tags pushed more than `expireDays` days ago are deleted. */
+  expireDays?: number;
+  /** Untagged (unreachable) manifests go after `untaggedDays` days rather than after the grace period, when that is longer. */
+  untaggedDays?: number;
+}
+
 /** One page of a lexically ordered listing; `last` is set when another page follows. */
 export interface Page<T> {
   items: T[];
@@ -173,6 +200,53 @@ export class UploadConflict extends Error {
     super('upload session is busy or changed');
   }
 }
+
+/**
+ * Garbage collection's view of the items it may delete. Every write that makes one item depend on
+ * another (a link on its blob item, a manifest on its links and child manifests) first *claims* the
+ * item it depends on (stores a fresh random `claim`), writes, then claims it again; the collector
+ * reads `claim` before it looks for references and deletes only while `claim` is unchanged. So a
+ * delete loses against any dependent write that it could have missed (see README, "Storage life cycle").
+ */
+export interface Claimed {
+  /** Random token replaced by every write and claim of the item; absent on items older than GC. */
+  claim?: string;
+}
+
+/** A blob item as the collector sees it: epoch ms of its creation or last link (0: unknown). */
+export interface StoredBlob extends BlobRecord, Claimed {
+  linkedAt: number;
+}
+
+/** A blob link as the collector sees it. */
+export interface StoredLink extends BlobRecord, Claimed {
+  /** Epoch ms the link was (last) written by an upload or mount; 0 for links older than GC. */
+  linkedAt: number;
+  /** Epoch ms a manifest PUT last referenced it; undefined: never (a push in flight, or abandoned). */
+  usedAt?: number;
+}
+
+/** A manifest item as the collector sees it (bytes inline or under `key`). */
+export interface StoredManifest extends ManifestRecord, Claimed {
+  /** Epoch ms an image index PUT last referenced it. */
+  usedAt?: number;
+}
+
+/** Everything under one repository's partition, read in one pass. */
+export interface RepositoryContents {
+  links: StoredLink[];
+  manifests: StoredManifest[];
+  tags: TagRecord[];
+  referrers: { subject: Digest; digest: Digest }[];
+}
+
+/** An item the collector deletes, with the claim it read before looking for references. */
+export type Collectable =
+  | { kind: 'blob'; digest: Digest; claim?: string }
+  | { kind: 'link'; repository: string; digest: Digest; claim?: string }
+  | { kind: 'manifest'; repository: string; digest: Digest; claim?: string }
+  /** A tag, only while it still names `digest` as pushed at `updatedAt` (a re-push wins). */
+  | { kind: 'tag'; repository: string; tag: string; digest: Digest; updatedAt: number };
 
 /** Metadata store (DynamoDB semantics: single items, conditional writes, ordered queries). */
 export interface MetadataStore {
@@ -209,6 +283,8 @@ export interface MetadataStore {
 
   getTag(repository: string, tag: string): Promise<TagRecord | undefined>;
   putTag(tag: TagRecord): Promise<void>;
+  /** Writes a tag only when it does not exist or names the same digest already (immutable tags); false otherwise. */
+  putTagIfUnmoved(tag: TagRecord): Promise<boolean>;
   deleteTag(repository: string, tag: string): Promise<boolean>;
   /** Tags in lexical order after `last`, at most `limit`. */
   listTags(repository: string, limit: number, last?: string): Promise<Page<TagRecord>>;
@@ -226,6 +302,43 @@ export interface MetadataStore {
   setVisibility(repository: string, visibility: Visibility): Promise<void>;
   /** Repositories in lexical order of name after `last`, at most `limit`. */
   listRepositories(limit: number, last?: string): Promise<Page<RepositoryInfo>>;
+  /**
+   * Removes a repository's catalog entry (it leaves the catalog and search); with `pushedAt`, only
+   * while no push touched it since (a push after an emptying wins). False when nothing was removed.
+   */
+  deleteRepository(repository: string, pushedAt?: number): Promise<boolean>;
+
+  /**
+   * Claims the blob item before a link to it is written: stores a new claim and `linkedAt = now`.
+   * Returns the blob, or undefined when it is gone (collected): the caller must not link it.
+   */
+  claimBlob(digest: Digest, now: number): Promise<BlobRecord | undefined>;
+  /** Claims a link before a manifest referencing it is written (`usedAt = now`); undefined when gone. */
+  claimBlobLink(repository: string, digest: Digest, now: number): Promise<BlobRecord | undefined>;
+  /** Claims a manifest before an index or tag referencing it is written (`usedAt = now`); false when gone. */
+  claimManifest(repository: string, digest: Digest, now: number): Promise<boolean>;
+  /** Deletes the item only while its claim is the one given (absent: never claimed). False when it lost. */
+  collect(item: Collectable): Promise<boolean>;
+  /** The whole partition of one repository (links, manifests, tags, referrer entries), strongly consistent. */
+  readRepository(repository: string): Promise<RepositoryContents>;
+  /** Adds or replaces the immutability rule of `rule.pattern`. */
+  putImmutableRule(rule: ImmutableRule): Promise<void>;
+  /** False when there was no rule for `pattern`. */
+  deleteImmutableRule(pattern: string): Promise<boolean>;
+  /** Every immutability rule, by pattern. */
+  listImmutableRules(): Promise<ImmutableRule[]>;
+
+  /** Adds or replaces the retention rule `rule.id`. */
+  putRetentionRule(rule: RetentionRule): Promise<void>;
+  /** False when there was no rule `id`. */
+  deleteRetentionRule(id: string): Promise<boolean>;
+  /** Every retention rule, by id. */
+  listRetentionRules(): Promise<RetentionRule[]>;
+
+  /** Blob items, in no particular order, `limit` at most per page; `last` is an opaque cursor. */
+  scanBlobs(limit: number, last?: string): Promise<Page<StoredBlob>>;
+  /** Upload sessions, in no particular order, `limit` at most per page; `last` is an opaque cursor. */
+  scanUploads(limit: number, last?: string): Promise<Page<UploadSession>>;
 }
 
 /**

@@ -21,6 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig, type Config } from '../../functions/config.js';
+import { DEFAULT_GRACE_MS, parseDuration } from '../../functions/core/gc.js';
 import { registryFor } from '../../functions/wiring.js';
 import { createCloudFrontEmulator } from './cloudfront-emulator.js';
 import { DataDirInUse, EMULATOR_CREDENTIALS, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
@@ -39,6 +40,9 @@ Serves the registry, by default at http://localhost:5000 on embedded DynamoDB an
   BERTH_AUTH                 off (anonymous full access, like registry:2; the default) or required
   BERTH_S3_ENDPOINT, BERTH_DYNAMODB_ENDPOINT   other back ends instead of the embedded ones (both)
   BERTH_TABLE, BERTH_BUCKET, AWS_REGION, BERTH_BLOB_DELIVERY, BERTH_PART_SIZE, BERTH_MAX_CHUNK
+  BERTH_GC_INTERVAL          how often garbage collection runs (24h; first run 10 minutes after start, or
+                             after the interval when shorter); off: never (npx berth gc runs it by hand)
+  BERTH_GC_GRACE             how old unreferenced data must be before gc deletes it (24h)
   BERTH_EMULATE_LAMBDA=1     the deployment: emulated CloudFront front door, bundled Lambda handler
                              behind an emulated API Gateway HTTP API (BERTH_FRONT_DOOR=0: no CloudFront)
 README.md ("Local server") explains each.`;
@@ -83,6 +87,23 @@ let kvsFile = '';
 const external = Boolean(process.env.BERTH_S3_ENDPOINT && process.env.BERTH_DYNAMODB_ENDPOINT);
 let emulators: Emulators | undefined;
 let config: Config;
+let gcTimer: { intervalMs: number; graceMs: number } | undefined;
+
+/** The local garbage collection timer (as the deployment's daily schedule); undefined: off. */
+function gcSettings(): { intervalMs: number; graceMs: number } | undefined {
+  const read = (name: string, fallback: number) => {
+    const value = process.env[name];
+    try {
+      return value === undefined ? fallback : parseDuration(value);
+    } catch (error) {
+      throw new ConfigError(`invalid configuration: ${name}: ${(error as Error).message}`);
+    }
+  };
+  if (process.env.BERTH_GC_INTERVAL === 'off') return undefined;
+  const intervalMs = read('BERTH_GC_INTERVAL', 24 * 3600 * 1000);
+  if (intervalMs < 1000) throw new ConfigError('invalid configuration: BERTH_GC_INTERVAL: at least 1s, or off');
+  return { intervalMs, graceMs: read('BERTH_GC_GRACE', DEFAULT_GRACE_MS) };
+}
 try {
   // The login mode goes to endpoints.json with the endpoints: `npx berth user add` warns when it is off.
   emulators = external ? undefined : await startEmulators(dataDir, { auth: process.env.BERTH_AUTH });
@@ -102,6 +123,7 @@ try {
   }
   // Checked in both modes: the bundled handler reads the same variables, but only on its first request.
   config = loadConfig();
+  gcTimer = gcSettings();
 } catch (error) {
   await emulators?.stop();
   if (error instanceof DataDirInUse) fatal(error.message, 1);
@@ -158,6 +180,32 @@ server.listen(port, host, () => {
   console.log(`berth: registry listening on ${address}; ${mode}; ${where}${how}`);
   if (openToNetwork) console.error(`berth: WARNING: BERTH_OPEN=1: anyone who can reach ${address} can pull, push and delete without logging in`);
 });
+
+if (gcTimer) {
+  // In this process whatever serves the requests (the bundled handler too): one registry for the timer.
+  const collector = registryFor(config).gc;
+  const { intervalMs, graceMs } = gcTimer;
+  let running = false;
+  const collect = async () => {
+    if (running) return;
+    running = true;
+    try {
+      const report = await collector.run({ graceMs });
+      const d = report.deleted;
+      console.log(
+        `berth: gc finished: deleted ${d.manifests} manifests, ${d.tags} tags, ${d.links} links, ${d.blobs} blobs, ${d.uploads} uploads, ${d.repositories} repositories; ${report.bytesReclaimed} bytes reclaimed (${report.requests?.dynamodb ?? 0} DynamoDB, ${report.requests?.s3 ?? 0} S3 requests)`,
+      );
+    } catch (error) {
+      console.error('berth: gc failed (the next run continues):', error);
+    } finally {
+      running = false;
+    }
+  };
+  setTimeout(() => {
+    void collect();
+    setInterval(() => void collect(), intervalMs).unref();
+  }, Math.min(10 * 60_000, intervalMs)).unref();
+}
 
 /** Requests being answered, so that a stop can let them finish. */
 let inFlight = 0;

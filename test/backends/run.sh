@@ -18,7 +18,7 @@ echo "== storage contract, Lambda bundle, auth, search, direct upload and HTTP A
 npm run --silent build >/dev/null
 (set -a && . "$envfile" && set +a &&
   node --import tsx --test --test-concurrency=1 test/contract/*.test.ts test/lambda/*.test.ts \
-    test/auth/*.test.ts test/search/*.test.ts test/direct/*.test.ts test/http/*.test.ts) || status=1
+    test/auth/*.test.ts test/search/*.test.ts test/direct/*.test.ts test/http/*.test.ts test/gc/*.test.ts) || status=1
 
 echo "== the emulated deployment's front door on MinIO (which checks the signatures of the emulated CloudFront's S3 requests) + moto"
 (set -a && . "$envfile" && set +a &&

@@ -84,3 +84,32 @@ test('oras push, pull, attach and discover through the referrers API', async () 
   await oras(sigOut, 'pull', `${berth.host}/oras/bundle@${signature}`);
   assert.deepEqual(await readFile(join(sigOut, 'signature.json')), await readFile(join(src, 'signature.json')));
 });
+
+test('garbage collection keeps a signature oras attached to a kept artifact and removes the one of a deleted artifact', async () => {
+  const src = join(home.dir, 'gc');
+  await mkdir(src);
+  await writeFile(join(src, 'payload.bin'), randomBytes(1000));
+  await writeFile(join(src, 'signature.json'), '{"signed":true}');
+  const signatures: Record<string, string> = {};
+  const subjects: Record<string, string> = {};
+  for (const tag of ['kept', 'dropped']) {
+    const ref = `${berth.host}/oras/gc:${tag}`;
+    subjects[tag] = (await oras(src, 'push', ref, '--artifact-type', ARTIFACT, 'payload.bin:application/octet-stream')).digest as string;
+    signatures[tag] = (await oras(src, 'attach', ref, '--artifact-type', SIGNATURE, 'signature.json:application/json')).digest as string;
+  }
+  assert.equal((await fetch(`${berth.url}/v2/oras/gc/manifests/dropped`, { method: 'DELETE' })).status, 202);
+  const gc = await fetch(`${berth.url}/v2/_berth/gc?grace=0s`, { method: 'POST' });
+  assert.equal(gc.status, 200);
+  assert.equal(((await gc.json()) as { finished: boolean }).finished, true);
+  const discovered = await oras(home.dir, 'discover', `${berth.host}/oras/gc:kept`);
+  assert.deepEqual((discovered.referrers as { digest: string }[]).map((r) => r.digest), [signatures.kept], 'the kept artifact keeps its signature');
+  const sigOut = join(home.dir, 'gc-sig');
+  await mkdir(sigOut);
+  await oras(sigOut, 'pull', `${berth.host}/oras/gc@${signatures.kept}`);
+  assert.equal(await readFile(join(sigOut, 'signature.json'), 'utf8'), '{"signed":true}');
+  for (const digest of [subjects.dropped, signatures.dropped]) {
+    assert.equal((await fetch(`${berth.url}/v2/oras/gc/manifests/${digest}`)).status, 404, `${digest} collected`);
+  }
+  const orphans = (await (await fetch(`${berth.url}/v2/oras/gc/referrers/${subjects.dropped}`)).json()) as { manifests: unknown[] };
+  assert.deepEqual(orphans.manifests, []);
+});

@@ -15,6 +15,18 @@ after(() => backends.stop());
 
 const digest = (c: string) => `sha256:${c.repeat(64)}` as const;
 
+/** Every item of a paged scan. */
+async function scanAll<T>(page: (last?: string) => Promise<{ items: T[]; last?: string }>): Promise<T[]> {
+  const items: T[] = [];
+  let last: string | undefined;
+  do {
+    const next = await page(last);
+    items.push(...next.items);
+    last = next.last;
+  } while (last);
+  return items;
+}
+
 describe('MetadataStore contract', () => {
   test('blobs: first writer wins, links are per repository', async () => {
     const first = await store.putBlobIfAbsent({ digest: digest('a'), size: 3, key: 'k1' });
@@ -112,6 +124,91 @@ describe('MetadataStore contract', () => {
     await store.setVisibility('future', 'public');
     await store.setDescription('future', 'set by an admin');
     assert.deepEqual(await store.getRepository('future'), { name: 'future', visibility: 'public', pushedAt: undefined, description: 'set by an admin' });
+  });
+
+  test('claims: a conditional collect loses against any claim or rewrite after the read', async () => {
+    const blob = { digest: digest('9'), size: 5, key: 'k9' };
+    await store.putBlobIfAbsent(blob);
+    const [seen] = (await scanAll((last) => store.scanBlobs(2, last))).filter((b) => b.digest === blob.digest);
+    assert.ok(seen.claim && seen.linkedAt > 0, 'a new blob item carries a claim and its time');
+    assert.deepEqual(await store.claimBlob(blob.digest, 1234), blob, 'claiming answers the blob');
+    assert.equal(await store.collect({ kind: 'blob', digest: blob.digest, claim: seen.claim }), false, 'a claim after the read wins');
+    const [again] = (await scanAll((last) => store.scanBlobs(2, last))).filter((b) => b.digest === blob.digest);
+    assert.equal(again.linkedAt, 1234);
+    assert.equal(await store.collect({ kind: 'blob', digest: blob.digest, claim: again.claim }), true);
+    assert.equal(await store.getBlob(blob.digest), undefined);
+    assert.equal(await store.claimBlob(blob.digest, 1), undefined, 'a collected blob cannot be claimed');
+    assert.equal(await store.collect({ kind: 'blob', digest: blob.digest, claim: again.claim }), false, 'nothing to collect twice');
+
+    await store.putBlobLink('claims', blob);
+    await store.putManifest({ repository: 'claims', digest: digest('8'), mediaType: 'x/y', size: 1, bytes: new Uint8Array([1]), createdAt: 5 });
+    await store.putTag({ repository: 'claims', tag: 'v1', digest: digest('8'), mediaType: 'x/y', size: 1, updatedAt: 5 });
+    await store.putReferrer('claims', digest('8'), { mediaType: 'x/y', digest: digest('7'), size: 1 });
+    const contents = await store.readRepository('claims');
+    assert.deepEqual(contents.tags.map((t) => t.tag), ['v1']);
+    assert.deepEqual(contents.referrers, [{ subject: digest('8'), digest: digest('7') }]);
+    const [link] = contents.links;
+    assert.equal(link.usedAt, undefined, 'a fresh link is unused (a push in flight)');
+    assert.ok(await store.claimBlobLink('claims', blob.digest, 99));
+    assert.equal((await store.readRepository('claims')).links[0].usedAt, 99);
+    assert.equal(await store.collect({ kind: 'link', repository: 'claims', digest: blob.digest, claim: link.claim }), false);
+    const [manifest] = contents.manifests;
+    await store.putManifest({ repository: 'claims', digest: digest('8'), mediaType: 'x/y', size: 1, bytes: new Uint8Array([1]), createdAt: 6 });
+    assert.equal(await store.collect({ kind: 'manifest', repository: 'claims', digest: digest('8'), claim: manifest.claim }), false, 'a rewrite is a new claim');
+    assert.equal(await store.claimManifest('claims', digest('8'), 100), true);
+    const current = (await store.readRepository('claims')).manifests[0];
+    assert.equal(current.usedAt, 100);
+    assert.equal(await store.collect({ kind: 'manifest', repository: 'claims', digest: digest('8'), claim: current.claim }), true);
+    assert.equal(await store.claimManifest('claims', digest('8'), 101), false);
+    assert.equal(await store.claimBlobLink('claims', digest('6'), 1), undefined);
+  });
+
+  test('upload sessions and blob items can be scanned page by page', async () => {
+    for (const id of ['s1', 's2', 's3']) {
+      await store.createUpload({ id, repository: 'scan', dataKey: `blobs/${id}`, offset: 0, parts: [], tailSize: 0, version: 0, createdAt: 1, expiresAt: 2 });
+    }
+    const sessions = await scanAll((last) => store.scanUploads(1, last));
+    assert.deepEqual(sessions.filter((s) => s.repository === 'scan').map((s) => s.id).sort(), ['s1', 's2', 's3']);
+    assert.ok(sessions.every((s) => typeof s.id === 'string' && !('pk' in s)));
+  });
+
+  test('repositories: deleting a catalog entry, unless a push touched it since', async () => {
+    await store.touchRepository('gone', 10);
+    assert.equal(await store.deleteRepository('gone', 9), false, 'pushed since');
+    assert.equal(await store.deleteRepository('gone', 10), true);
+    assert.equal(await store.getRepository('gone'), undefined);
+    assert.equal(await store.deleteRepository('gone'), false);
+  });
+
+  test('immutable rules and conditional tag writes', async () => {
+    await store.putImmutableRule({ pattern: 'team/*', except: ['latest'] });
+    await store.putImmutableRule({ pattern: 'ops', except: [] });
+    await store.putImmutableRule({ pattern: 'team/*', except: ['latest', 'dev-*'] });
+    assert.deepEqual(await store.listImmutableRules(), [{ pattern: 'ops', except: [] }, { pattern: 'team/*', except: ['latest', 'dev-*'] }]);
+    assert.equal(await store.deleteImmutableRule('ops'), true);
+    assert.equal(await store.deleteImmutableRule('ops'), false);
+    const tag = { repository: 'imm', tag: 'v1', digest: digest('5'), mediaType: 'x/y', size: 1, updatedAt: 1 };
+    assert.equal(await store.putTagIfUnmoved(tag), true, 'a new tag');
+    assert.equal(await store.putTagIfUnmoved({ ...tag, updatedAt: 2 }), true, 'the same digest again');
+    assert.equal(await store.putTagIfUnmoved({ ...tag, digest: digest('4') }), false, 'another digest');
+    assert.equal((await store.getTag('imm', 'v1'))!.digest, digest('5'));
+  });
+
+  test('retention rules, and tags collected only while unchanged', async () => {
+    await store.putRetentionRule({ id: 'r1', pattern: 'team/*', tags: 'v*', keepLast: 3 });
+    await store.putRetentionRule({ id: 'r2', pattern: '*', tags: '*', untaggedDays: 7 });
+    assert.deepEqual(await store.listRetentionRules(), [
+      { id: 'r1', pattern: 'team/*', tags: 'v*', keepLast: 3 },
+      { id: 'r2', pattern: '*', tags: '*', untaggedDays: 7 },
+    ]);
+    assert.equal(await store.deleteRetentionRule('r2'), true);
+    assert.equal(await store.deleteRetentionRule('r2'), false);
+    const tag = { repository: 'ret', tag: 'v1', digest: digest('3'), mediaType: 'x/y', size: 1, updatedAt: 10 };
+    await store.putTag(tag);
+    assert.equal(await store.collect({ kind: 'tag', repository: 'ret', tag: 'v1', digest: digest('3'), updatedAt: 9 }), false, 're-pushed since');
+    assert.equal(await store.collect({ kind: 'tag', repository: 'ret', tag: 'v1', digest: digest('2'), updatedAt: 10 }), false, 'moved since');
+    assert.equal(await store.collect({ kind: 'tag', repository: 'ret', tag: 'v1', digest: digest('3'), updatedAt: 10 }), true);
+    assert.equal(await store.getTag('ret', 'v1'), undefined);
   });
 
   test('login attempts: claimed atomically, at most max per window and source, however many arrive at once', async () => {

@@ -81,7 +81,9 @@ before(async () => {
   // One at a time: the framework keeps state in the service folder while it packages.
   plain = await serverlessPackage(join(work, 'default'), []);
   withDomain = await serverlessPackage(join(work, 'domain'), DOMAIN_PARAMS);
-  otherStage = await serverlessPackage(join(work, 'qa'), ['--stage', 'qa', '--region', 'eu-west-1', '--param=priceClass=PriceClass_All']);
+  otherStage = await serverlessPackage(join(work, 'qa'), [
+    '--stage', 'qa', '--region', 'eu-west-1', '--param=priceClass=PriceClass_All', '--param=gcSchedule=cron(0 3 * * ? *)', '--param=gcGrace=48h',
+  ]);
   direct = await serverlessPackage(join(work, 'direct'), ['--param=frontDoor=false']);
   directDomain = await serverlessPackage(join(work, 'direct-domain'), ['--param=frontDoor=false', ...DOMAIN_PARAMS]);
 });
@@ -246,7 +248,7 @@ describe('the template', () => {
       const { template } = packaged;
       const { stage } = packaged.state.service.provider;
       // The functions' role (the front door's custom resource has its own, checked below).
-      const roles = ofType(template, 'AWS::IAM::Role').filter(([name]) => name !== 'FrontDoorSetupRole');
+      const roles = ofType(template, 'AWS::IAM::Role').filter(([name]) => name !== 'FrontDoorSetupRole' && name !== 'GcRole');
       assert.equal(roles.length, 1);
       const role = roles[0][1].Properties!;
       assert.equal(role.ManagedPolicyArns, undefined, 'no managed policies');
@@ -289,6 +291,34 @@ describe('the template', () => {
       .filter((s: Json) => list(s.Action).includes('secretsmanager:GetSecretValue'))
       .flatMap((s: Json) => list(s.Resource));
     assert.deepEqual(directSecrets, [{ Ref: 'TokenKey' }], 'no front door key without the front door');
+  });
+
+  test('gc: its own least-privilege role, an EventBridge schedule (daily by default) and the grace period as parameters', () => {
+    for (const [packaged, schedule, grace] of [[plain, 'rate(1 day)', '24h'], [otherStage, 'cron(0 3 * * ? *)', '48h']] as const) {
+      const { template } = packaged;
+      const { stage } = packaged.state.service.provider;
+      const gc = template.Resources.GcLambdaFunction.Properties!;
+      assert.deepEqual(gc.Role, { 'Fn::GetAtt': ['GcRole', 'Arn'] }, 'its own role');
+      assert.equal(gc.Timeout, 900);
+      assert.equal(gc.Environment.Variables.BERTH_GC_GRACE, grace);
+      const [[, rule]] = ofType(template, 'AWS::Events::Rule').filter(([, r]) => r.Properties!.ScheduleExpression !== undefined);
+      assert.equal(rule.Properties!.ScheduleExpression, schedule);
+      assert.deepEqual(rule.Properties!.Targets.map((t: Json) => t.Arn), [{ 'Fn::GetAtt': ['GcLambdaFunction', 'Arn'] }]);
+      const role = template.Resources.GcRole.Properties!;
+      assert.equal(role.ManagedPolicyArns, undefined);
+      const statements: Json[] = role.Policies.flatMap((p: Json) => p.PolicyDocument.Statement);
+      const grants = statements.flatMap((st) => list(st.Action).flatMap((action: string) => list(st.Resource).map((r: unknown) => `${action} ${JSON.stringify(r)}`)));
+      const sub = (text: string) => JSON.stringify({ 'Fn::Sub': text });
+      assert.deepEqual(grants.sort(), [
+        ...['logs:CreateLogStream', 'logs:PutLogEvents'].map((a) => `${a} ${sub(`arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/berth-${stage}-gc:*`)}`),
+        ...['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:DeleteItem'].map((a) => `${a} ${JSON.stringify({ 'Fn::GetAtt': ['Table', 'Arn'] })}`),
+        ...['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'].map((a) => `${a} ${sub('${Bucket.Arn}/*')}`),
+        `s3:PutObject ${sub('${Bucket.Arn}/gc/state.json')}`,
+        `s3:ListBucket ${JSON.stringify({ 'Fn::GetAtt': ['Bucket', 'Arn'] })}`,
+        `lambda:InvokeFunction ${sub(`arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:berth-${stage}-gc`)}`,
+      ].sort(), 'reads and deletes, its state object, incoming/ listings, itself');
+      assert.deepEqual(statements.find((st) => list(st.Action).includes('s3:ListBucket'))!.Condition, { StringLike: { 's3:prefix': ['incoming/*'] } });
+    }
   });
 
   test('stage and region are parameters', () => {
@@ -394,14 +424,17 @@ describe('the front door (CloudFront)', () => {
     'Custom::UploadKey',
   ];
 
+  /** Resources of the front door: the gc schedule's EventBridge rule is not one. */
+  const frontDoorOf = (t: Template, type: string) => ofType(t, type).filter(([name]) => !name.startsWith('Gc'));
+
   test('exists by default and not at all with frontDoor=false', () => {
-    for (const p of [plain, withDomain, otherStage]) for (const type of FRONT_DOOR_TYPES) assert.ok(ofType(p.template, type).length >= 1, `${type}`);
+    for (const p of [plain, withDomain, otherStage]) for (const type of FRONT_DOOR_TYPES) assert.ok(frontDoorOf(p.template, type).length >= 1, `${type}`);
     for (const p of [direct, directDomain]) {
-      for (const type of FRONT_DOOR_TYPES) assert.equal(ofType(p.template, type).length, 0, `no ${type} without the front door`);
+      for (const type of FRONT_DOOR_TYPES) assert.equal(frontDoorOf(p.template, type).length, 0, `no ${type} without the front door`);
       assert.equal(p.template.Resources.UploadKey, undefined);
       assert.equal(p.template.Resources.BucketPolicy, undefined, 'no bucket policy (the framework\'s deployment bucket has its own)');
       assert.equal(p.template.Resources.Bucket.Properties!.NotificationConfiguration, undefined, 'no bucket events');
-      assert.equal(ofType(p.template, 'AWS::Lambda::Function').length, 2, 'the api and verify functions only');
+      assert.deepEqual(ofType(p.template, 'AWS::Lambda::Function').map(([name]) => name).sort(), ['ApiLambdaFunction', 'GcLambdaFunction', 'VerifyLambdaFunction']);
     }
   });
 
@@ -542,7 +575,9 @@ describe('the front door (CloudFront)', () => {
   test('uploads under incoming/ invoke verify with an S3-notification-shaped event (through EventBridge: no cycle)', () => {
     const t = plain.template;
     assert.deepEqual(t.Resources.Bucket.Properties!.NotificationConfiguration, { EventBridgeConfiguration: { EventBridgeEnabled: true } });
-    const rule = one(t, 'AWS::Events::Rule').Properties!;
+    const rules = frontDoorOf(t, 'AWS::Events::Rule');
+    assert.equal(rules.length, 1, 'one rule besides the gc schedule');
+    const rule = rules[0][1].Properties!;
     assert.equal(rule.State, 'ENABLED');
     assert.deepEqual(rule.EventPattern, {
       source: ['aws.s3'],
@@ -565,7 +600,7 @@ describe('the front door (CloudFront)', () => {
         },
       ],
     });
-    const permission = Object.values(t.Resources).find((r) => r.Type === 'AWS::Lambda::Permission' && r.Properties!.Principal === 'events.amazonaws.com')!.Properties!;
+    const permission = frontDoorOf(t, 'AWS::Lambda::Permission').find(([, r]) => r.Properties!.Principal === 'events.amazonaws.com')![1].Properties!;
     assert.deepEqual(permission.FunctionName, { 'Fn::GetAtt': ['VerifyLambdaFunction', 'Arn'] });
     assert.deepEqual(permission.SourceArn, { 'Fn::GetAtt': ['IncomingUploadRule', 'Arn'] });
     assert.equal(permission.Action, 'lambda:InvokeFunction');

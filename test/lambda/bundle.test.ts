@@ -86,3 +86,25 @@ test('bundled handler: bad input is OCI error JSON, not a crash', async () => {
   assert.equal(bad.statusCode, 400);
   assert.equal(JSON.parse(Buffer.from(bad.body!, 'base64').toString()).errors[0].code, 'NAME_INVALID');
 });
+
+test('bundled gc function: collects what the api function left unreferenced and answers the report', async () => {
+  const config = Buffer.from('{"gc":true}');
+  const digest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+  assert.equal((await invoke(event('POST', '/v2/lambda/gc/blobs/uploads/', { query: `digest=${digest}`, body: config }))).statusCode, 201);
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest, size: config.length },
+    layers: [],
+  }));
+  const headers = { 'content-type': 'application/vnd.oci.image.manifest.v1+json' };
+  assert.equal((await invoke(event('PUT', '/v2/lambda/gc/manifests/tmp', { headers, body: manifest }))).statusCode, 201);
+  assert.equal((await invoke(event('DELETE', '/v2/lambda/gc/manifests/tmp'))).statusCode, 202);
+  const gc = (await import(pathToFileURL(resolve('dist/gc/index.mjs')).href)) as { handler: (event: unknown, context: unknown) => Promise<Record<string, any>> };
+  const context = { getRemainingTimeInMillis: () => 900_000, functionName: 'berth-test-gc' };
+  const report = await gc.handler({ graceMs: 0 }, context);
+  assert.equal(report.finished, true);
+  assert.ok(report.deleted.manifests >= 1 && report.deleted.blobs >= 1, JSON.stringify(report.deleted));
+  assert.ok(report.requests.dynamodb > 0 && report.requests.s3 > 0);
+  assert.equal((await invoke(event('GET', `/v2/lambda/gc/blobs/${digest}`))).statusCode, 404);
+});

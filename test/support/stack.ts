@@ -12,8 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../functions/config.js';
 import type { Registry } from '../../functions/core/registry.js';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
-import type { AccountStore, MetadataStore } from '../../functions/storage/ports.js';
+import type { AccountStore, BlobStore, MetadataStore } from '../../functions/storage/ports.js';
 import { createS3Client } from '../../functions/storage/s3.js';
 import { registryFor } from '../../functions/wiring.js';
 import { createTable, EMULATOR_CREDENTIALS, startEmulators } from '../../infra/local/emulators.js';
@@ -96,11 +95,14 @@ export interface TestRegistry {
 /** Metadata store for the registry, to stand between it and the real adapter (counting calls). */
 export type StoreWrapper = (store: MetadataStore & AccountStore) => MetadataStore & AccountStore;
 
-/** Starts back ends and a registry server on them; `wrap` sees every metadata store call. */
-export async function startRegistry(overrides: Record<string, string> = {}, wrap: StoreWrapper = (store) => store): Promise<TestRegistry> {
+/** Starts back ends and a registry server on them; `wrap` sees every metadata store call, `wrapStore` every blob store call. */
+export async function startRegistry(
+  overrides: Record<string, string> = {},
+  wrap: StoreWrapper = (store) => store,
+  wrapStore: (store: BlobStore) => BlobStore = (store) => store,
+): Promise<TestRegistry> {
   const backends = await startBackends(overrides);
-  const { dynamo } = backends.config;
-  const registry = registryFor(backends.config, wrap(new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table)));
+  const registry = registryFor(backends.config, wrap, wrapStore);
   const log: string[] = [];
   const server = createRegistryServer(registry, { log: (line) => log.push(line) });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,0 +1,83 @@
+/**
+ * Retention rules (`npx berth retention …`), in the spirit of ECR lifecycle policies, per
+ * repository pattern: keep the last N tags matching a tag pattern (by push time), expire tags
+ * matching a pattern N days after their push, and let untagged manifests go after N days. Tag
+ * rules delete tags only (conditionally: a tag re-pushed meanwhile stays); what the tags kept
+ * alive goes at the garbage collection that follows (the daily `gc` applies the rules first).
+ * Immutable tags (core/immutable.ts) are never expired.
+ */
+import { matches } from '../auth/accounts.js';
+import type { ImmutableTags } from './immutable.js';
+import type { MetadataStore, RetentionRule, TagRecord } from '../storage/ports.js';
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** A tag a rule expires, and why. */
+export interface ExpiredTag {
+  tag: TagRecord;
+  rule: RetentionRule;
+  /** `keep last 3 of v*`, `older than 30 days (v*)`. */
+  reason: string;
+}
+
+/** What the rules mean for the repositories; rules are read once per instance. */
+export class Retention {
+  private rules?: Promise<RetentionRule[]>;
+
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly immutable: ImmutableTags,
+  ) {}
+
+  /** The tags of `repository` (all of them, as stored) that the rules expire at `now` (epoch ms). */
+  async expiredTags(repository: string, tags: readonly TagRecord[], now: number): Promise<ExpiredTag[]> {
+    const rules = (await this.all()).filter((rule) => matches(rule.pattern, repository));
+    if (rules.length === 0) return [];
+    const ruleOf = await this.immutable.of(repository);
+    const expired = new Map<string, ExpiredTag>();
+    for (const rule of rules) {
+      const matching = tags.filter((tag) => matches(rule.tags, tag.tag) && !ruleOf(tag.tag)).sort((a, b) => b.updatedAt - a.updatedAt);
+      if (rule.keepLast !== undefined) {
+        for (const tag of matching.slice(rule.keepLast)) expired.set(tag.tag, { tag, rule, reason: `keep last ${rule.keepLast} of ${rule.tags}` });
+      }
+      if (rule.expireDays !== undefined) {
+        for (const tag of matching.filter((t) => t.updatedAt < now - rule.expireDays! * DAY_MS)) {
+          expired.set(tag.tag, { tag, rule, reason: `older than ${rule.expireDays} days (${rule.tags})` });
+        }
+      }
+    }
+    return [...expired.values()];
+  }
+
+  /** The age (ms) after which unreachable untagged manifests of `repository` go, when a rule sets one. */
+  async untaggedAgeMs(repository: string): Promise<number | undefined> {
+    const days = (await this.all()).filter((rule) => rule.untaggedDays !== undefined && matches(rule.pattern, repository)).map((rule) => rule.untaggedDays!);
+    return days.length > 0 ? Math.max(...days) * DAY_MS : undefined;
+  }
+
+  /**
+   * Applies the tag rules to every repository now: deletes (or with `dryRun` only lists) the
+   * expired tags. Returns them.
+   */
+  async apply(dryRun: boolean, now = Date.now()): Promise<{ repository: string; expired: ExpiredTag }[]> {
+    const result = [];
+    let last: string | undefined;
+    do {
+      const page = await this.metadata.listRepositories(1000, last);
+      for (const { name } of page.items) {
+        const { tags } = await this.metadata.readRepository(name);
+        for (const expired of await this.expiredTags(name, tags, now)) {
+          if (dryRun || (await this.metadata.collect({ kind: 'tag', repository: name, tag: expired.tag.tag, digest: expired.tag.digest, updatedAt: expired.tag.updatedAt }))) {
+            result.push({ repository: name, expired });
+          }
+        }
+      }
+      last = page.last;
+    } while (last);
+    return result;
+  }
+
+  private all(): Promise<RetentionRule[]> {
+    return (this.rules ??= this.metadata.listRetentionRules());
+  }
+}
