@@ -17,15 +17,7 @@
  *   berth rm <repo>:<tag> | <repo>@<digest> | <repo>
  *   berth gc [--dry-run] [--grace <duration>]
  *   berth retention ls | add <pattern> [--tags <p>] --keep-last|--expire-days|--untagged-days <n> | rm <id> | run [--dry-run]
- *   berth retention ls
-  berth retention add <pattern> [--tags <tag pattern>] --keep-last <n> | --expire-days <n> | --untagged-days <n>
-                                   keep the last n matching tags (by push time) / delete matching tags n days
-                                   after their push / let untagged manifests go after n days (not before the
-                                   gc grace period); immutable tags never expire
-  berth retention rm <id>
-  berth retention run [--dry-run]  deletes the tags the rules expire now (--dry-run: lists them); the daily gc
-                                   applies the rules too, then frees what those tags kept
-  berth push <registry>/<repository>[:<tag>] [--from …] [--path …]   (cli/push/command.ts)
+ *   berth push <registry>/<repository>[:<tag>] [--from …] [--path …]   (cli/push/command.ts)
  *
  * Locally it works on the data of a running `npm start` (same BERTH_DATA_DIR); with
  * `--stage <stage> [--region <region>]` on that deployed stage's table, with the operator's AWS
