@@ -325,11 +325,16 @@ export class RegistryProcess {
     return [...this.lines, this.partial].filter(Boolean).slice(-count).join('\n');
   }
 
-  /** Request log lines `METHOD /path STATUS …` matching `method`, `path` (regexp) and `status`. */
+  /**
+   * Request log lines `METHOD /path STATUS …` matching `method`, `path` (regexp) and `status`, one
+   * per request: behind the emulated CloudFront (`BERTH_EMULATE_LAMBDA=1`) a request it passes to
+   * the API is logged twice, by CloudFront (`origin=api`) and by the API Gateway emulator; the
+   * second line is the one kept.
+   */
   requests(method: string, path: RegExp, status?: number): string[] {
     return this.lines.filter((line) => {
       const [m, p, s] = line.split(' ');
-      return m === method && p !== undefined && path.test(p) && (status === undefined || Number(s) === status);
+      return m === method && p !== undefined && path.test(p) && (status === undefined || Number(s) === status) && !line.includes(' origin=api');
     });
   }
 
