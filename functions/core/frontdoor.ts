@@ -10,7 +10,7 @@
  * - the first request that needs the blob before that finished (HEAD or GET of the blob, a manifest
  *   `PUT` that references it, a mount from it) finds the object by its digest prefix and verifies
  *   it itself, or waits for the verification in flight, within its time budget
- *   ({@link FrontDoor.findLink}); a blob still being hashed then answers a retryable 429.
+ *   ({@link FrontDoor.find}); a blob still being hashed then answers a retryable 429.
  *
  * Verified bytes are copied to the session's `blobs/<id>` before they are published: a replayed
  * upload URL can only write under `incoming/` again, never over a published blob.
