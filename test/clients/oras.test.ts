@@ -88,11 +88,13 @@ test('oras push, pull, attach and discover through the referrers API', async () 
 test('garbage collection keeps a signature oras attached to a kept artifact and removes the one of a deleted artifact', async () => {
   const src = join(home.dir, 'gc');
   await mkdir(src);
-  await writeFile(join(src, 'payload.bin'), randomBytes(1000));
   await writeFile(join(src, 'signature.json'), '{"signed":true}');
   const signatures: Record<string, string> = {};
   const subjects: Record<string, string> = {};
   for (const tag of ['kept', 'dropped']) {
+    // A payload of its own: two pushes within one second would otherwise make the same manifest
+    // (oras's created annotation has a one-second resolution), one subject for both signatures.
+    await writeFile(join(src, 'payload.bin'), randomBytes(1000));
     const ref = `${berth.host}/oras/gc:${tag}`;
     subjects[tag] = (await oras(src, 'push', ref, '--artifact-type', ARTIFACT, 'payload.bin:application/octet-stream')).digest as string;
     signatures[tag] = (await oras(src, 'attach', ref, '--artifact-type', SIGNATURE, 'signature.json:application/json')).digest as string;
