@@ -13,7 +13,9 @@ let docker: Docker;
 
 before(async () => {
   docker = await Docker.create(cleanup);
-  registry = await RegistryProcess.start(cleanup);
+  // Every interface, so that 127.0.0.2 reaches it too (an open registry listens on 127.0.0.1 alone
+  // unless told otherwise); this machine's only network is loopback.
+  registry = await RegistryProcess.start(cleanup, { env: { HOST: '0.0.0.0', BERTH_OPEN: '1' } });
 });
 after(() => cleanup.run());
 
