@@ -15,12 +15,12 @@
  * Verified bytes are copied to the session's `blobs/<id>` before they are published: a replayed
  * upload URL can only write under `incoming/` again, never over a published blob.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { BlobLinks } from './blobs.js';
 import { fail } from './errors.js';
 import { digestAlgorithm, type Digest } from './grammar.js';
 import { kindOf, uploadHeaders, type UploadSessions } from './sessions.js';
-import { signBlob, signUpload, type PathKey } from './signed-paths.js';
+import { originProof, signBlob, signUpload, type PathKey } from './signed-paths.js';
 import { UploadConflict, type BlobRecord, type BlobStore, type MetadataStore, type UploadSession } from '../storage/ports.js';
 
 /** Tunables of the front door (times in the units named). */
@@ -35,9 +35,14 @@ export interface FrontDoorSettings {
   pollMs: number;
 }
 
-/** Upload URLs for an hour, blob URLs for five minutes, 20 s of a request's time, 250 ms polls. */
+/**
+ * Upload URLs for 15 minutes, blob URLs for five, 20 s of a request's time, 250 ms polls. Every
+ * client that PUTs a whole blob (containerd, oras, regclient) sends the PUT right after the POST,
+ * and only its start is checked; a short life bounds what a leaked or replayed URL can do, since
+ * the edge keeps no record of URLs already used.
+ */
 export const DEFAULT_FRONT_DOOR_SETTINGS: FrontDoorSettings = {
-  uploadUrlSeconds: 3600,
+  uploadUrlSeconds: 900,
   blobUrlSeconds: 300,
   requestBudgetMs: 20_000,
   pollMs: 250,
@@ -79,6 +84,18 @@ export class FrontDoor implements BlobLinks {
     const key = await this.signingKey();
     if (!key || !id) return undefined;
     return signBlob(key, id, Math.floor(Date.now() / 1000) + this.settings.blobUrlSeconds);
+  }
+
+  /**
+   * True when `proof` (the `x-berth-origin` header) shows that the request came through this
+   * deployment's distribution; false without a front door or for any other value.
+   */
+  async cameThrough(proof: string | undefined): Promise<boolean> {
+    const key = proof ? await this.signingKey() : undefined;
+    if (!key || !proof) return false;
+    const expected = Buffer.from(originProof(key));
+    const given = Buffer.from(proof);
+    return expected.length === given.length && timingSafeEqual(expected, given);
   }
 
   private signingKey(): Promise<PathKey | undefined> {

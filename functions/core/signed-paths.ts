@@ -59,6 +59,16 @@ export function checkUpload(key: PathKey, repository: string, text: string, now:
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
+/**
+ * What the distribution sends API Gateway in the origin custom header `x-berth-origin` (set by
+ * CloudFront, which overwrites a viewer's header of that name): proof that a request came through
+ * the front door, so that the viewer address its function forwards may be believed. base64url of
+ * HMAC-SHA256 over `origin\n<kv>`; the deploy's custom resource derives the same value.
+ */
+export function originProof(key: PathKey): string {
+  return createHmac('sha256', key.secret).update(`origin\n${key.version}`).digest('base64url');
+}
+
 function segment(key: PathKey, id: string, expiresAt: number, message: string[]): string {
   const signature = createHmac('sha256', key.secret).update(message.join('\n')).digest('base64url');
   return `${id}.${expiresAt}.${key.version}.${signature}`;

@@ -87,7 +87,7 @@ const COMMON_HEADERS = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 export async function route(registry: Registry, request: HttpRequest, onError: (error: unknown) => void = console.error): Promise<HttpResponse> {
   let response: HttpResponse;
   try {
-    response = await dispatch(registry, request);
+    response = await dispatch(registry, { ...request, sourceIp: await viewerAddress(registry, request) });
   } catch (error) {
     if (!(error instanceof RegistryError)) onError(error);
     response = errorResponse(error);
@@ -119,6 +119,17 @@ async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpR
     return handler(registry, { ...request, caller }, params);
   }
   throw fail('UNSUPPORTED', 'no such endpoint', { path: path.slice(0, 200) }, { status: 404 });
+}
+
+/**
+ * The address of the client: the transport's, or behind the front door the viewer address its
+ * function forwards (API Gateway sees only CloudFront's), believed only with the distribution's
+ * proof, since anyone can call API Gateway's own endpoint with any header.
+ */
+async function viewerAddress(registry: Registry, request: HttpRequest): Promise<string> {
+  const forwarded = request.headers['x-berth-viewer-address'];
+  if (forwarded && (await registry.frontDoor.cameThrough(request.headers['x-berth-origin']))) return forwarded;
+  return request.sourceIp;
 }
 
 /** Endpoints without a caller (the token service) get one that may do nothing. */

@@ -19,8 +19,9 @@ export interface HttpRequest {
   body: BodyStream;
   /**
    * The client's IP address as the transport saw it (node:http: the socket's peer; Lambda: the
-   * HTTP API's `requestContext.http.sourceIp`); never a header a client can set. Login attempts
-   * are counted per account and this address.
+   * HTTP API's `requestContext.http.sourceIp`); never a header a client can set. The router
+   * replaces it with the viewer's address behind the front door (when the request carries the
+   * distribution's proof). Login attempts are counted per account and this address.
    */
   sourceIp: string;
 }

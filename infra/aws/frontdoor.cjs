@@ -167,6 +167,9 @@ function resources(d) {
               Id: 'api',
               DomainName: { 'Fn::Sub': '${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}' },
               CustomOriginConfig: { OriginProtocolPolicy: 'https-only', HTTPSPort: 443, OriginSSLProtocols: ['TLSv1.2'], OriginReadTimeout: ORIGIN_READ_TIMEOUT },
+              // Proof for the API that a request came through here, so that it believes the viewer
+              // address the function forwards (the login throttle counts per address).
+              OriginCustomHeaders: [{ HeaderName: 'x-berth-origin', HeaderValue: { 'Fn::GetAtt': ['UploadKeyInStore', 'OriginProof'] } }],
             },
             {
               Id: 'blobs',

@@ -30,6 +30,7 @@
  * | origin response timeout: no answer, or no next packet, within 30 s (default for custom and S3 origins; not retried for PUT/POST) [RC][S3O][TO] | `504` | `504` error page if no status line yet, else the viewer connection is cut |
  * | size of a PUT body | no limit documented today (older quota pages: "Maximum file size for HTTP GET, POST, and PUT requests" 20 GB, later a 30 GB *cacheable* size [OLD]); S3 itself takes at most 5 GB in one PUT | not limited here [inf]; S3's limit is the S3 emulator's business |
  * | S3 event notification on `ObjectCreated:*` for prefix `incoming/` [S3E] | asynchronous | `onObjectCreated(record)` after S3 answers 2xx to a PUT under `incoming/` to `blobs` |
+ * | origin custom headers of the `api` origin [OCH] | added to every request to that origin, overwriting a viewer header of the same name | same |
  * | function-generated response after a body was sent | not documented | the rest of the request body is read and dropped [inf] |
  *
  * Sources (AWS documentation unless said otherwise; the archived copy of the developer guide,
@@ -54,6 +55,9 @@
  * - [502] HTTP 502 — https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/http-502-bad-gateway.html;
  *   504 — https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/http-504-gateway-timeout.html
  * - [OLD] Earlier quota tables (archived developer guide, cloudfront-limits.md history).
+ * - [OCH] Add custom headers to origin requests ("If the viewer request includes a header with the
+ *   same name … CloudFront overwrites the header value") —
+ *   https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/add-origin-custom-headers.html
  * - [S3E] S3 event notifications — https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
  *
  * Not emulated: caching (the behaviours Berth uses have caching disabled or serve immutable blobs),
@@ -64,7 +68,7 @@ import { randomBytes } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { S3EventRecord } from 'aws-lambda';
-import { checkHeaders, forwardedHeaders, toForwarded, toViewerRequest, type ForwardedRequest } from './cloudfront-events.js';
+import { capitalise, checkHeaders, forwardedHeaders, toForwarded, toViewerRequest, type ForwardedRequest } from './cloudfront-events.js';
 import {
   FUNCTION_LIMITS,
   FunctionFailure,
@@ -87,6 +91,8 @@ export type { S3OriginOptions } from './cloudfront-s3-origin.js';
 export interface CloudFrontOrigins {
   /** Custom origin, e.g. `http://127.0.0.1:5001`: receives its own Host, as API Gateway does. */
   api: string;
+  /** The `api` origin's custom headers (OriginCustomHeaders), by lower-case name. */
+  apiHeaders?: Record<string, string>;
   blobs: S3OriginOptions;
 }
 
@@ -121,7 +127,7 @@ export interface CloudFrontEmulatorOptions {
   distributionDomainName?: string;
 }
 
-type OriginId = keyof CloudFrontOrigins;
+type OriginId = 'api' | 'blobs';
 
 const ALLOWED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT']);
 
@@ -275,6 +281,7 @@ class Exchange {
     }
     const api = this.d.api;
     headers.Host = api.host;
+    for (const [name, value] of Object.entries(this.d.options.origins.apiHeaders ?? {})) headers[capitalise(name)] = value;
     const send = api.protocol === 'https:' ? httpsRequest : httpRequest;
     const path = forwarded.uri + (forwarded.query ? `?${forwarded.query}` : '');
     return { request: send({ protocol: api.protocol, hostname: api.hostname, port: api.port || undefined, method: this.method, path, headers, agent: this.d.apiAgent }) };

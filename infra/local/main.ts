@@ -24,6 +24,7 @@ import { ConfigError, loadConfig, type Config } from '../../functions/config.js'
 import { DEFAULT_GRACE_MS, parseDuration } from '../../functions/core/gc.js';
 import { registryFor } from '../../functions/wiring.js';
 import { createCloudFrontEmulator } from './cloudfront-emulator.js';
+import { originProof } from '../../functions/core/signed-paths.js';
 import { DataDirInUse, EMULATOR_CREDENTIALS, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
 import { asyncInvoker, bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes, VERIFY_BUNDLE } from './lambda-emulator.js';
 import { BODY_IDLE_MS, createRegistryServer } from './server.js';
@@ -144,6 +145,8 @@ async function frontEnd(): Promise<Server> {
     kvsFile,
     origins: {
       api: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`,
+      // As the deployed distribution: its proof that a request came through it (see originProof).
+      apiHeaders: { 'x-berth-origin': originProof({ version: config.uploadKey!.version, secret: Buffer.from(process.env.BERTH_UPLOAD_KEY!, 'base64') }) },
       blobs: {
         endpoint: config.s3.endpoint!,
         bucket: config.s3.bucket,

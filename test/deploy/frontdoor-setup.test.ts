@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { originProof } from '../../functions/core/signed-paths.js';
 
 const require = createRequire(import.meta.url);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -262,7 +263,9 @@ describe('the custom resource', () => {
     assert.deepEqual(w.responses, [
       {
         Status: 'SUCCESS',
-        Data: { KeyName: 'upload-key-1' },
+        // The API's origin proof: the value the registry derives from the same key.
+        Data: { KeyName: 'upload-key-1', OriginProof: originProof({ version: 1, secret: Buffer.from(w.secret()!, 'base64') }) },
+        NoEcho: true,
         PhysicalResourceId: `${ARN}/upload-key-1`,
         StackId: 'arn:aws:cloudformation:us-east-1:123456789012:stack/berth-dev/x',
         RequestId: 'req-1',

@@ -453,6 +453,8 @@ describe('the front door (CloudFront)', () => {
     assert.equal(api.CustomOriginConfig.OriginProtocolPolicy, 'https-only');
     assert.deepEqual(api.CustomOriginConfig.OriginSSLProtocols, ['TLSv1.2']);
     assert.ok(api.CustomOriginConfig.OriginReadTimeout > AWS_LIMITS.integrationTimeoutMs / 1000 && api.CustomOriginConfig.OriginReadTimeout <= 60);
+    // The API believes the forwarded viewer address only with this proof, from the custom resource.
+    assert.deepEqual(api.OriginCustomHeaders, [{ HeaderName: 'x-berth-origin', HeaderValue: { 'Fn::GetAtt': ['UploadKeyInStore', 'OriginProof'] } }]);
     assert.equal(api.OriginAccessControlId, undefined);
     // The bucket through Origin Access Control (an S3 origin with an empty OAI).
     assert.deepEqual(blobs.DomainName, { 'Fn::GetAtt': ['Bucket', 'RegionalDomainName'] });

@@ -123,12 +123,13 @@ function assertOciError(run: FunctionRun, status: number, code: string): void {
   assert.equal(body.errors[0].detail, null);
 }
 
-/** The request went to the default behaviour's origin (`api`), unchanged but for x-forwarded-host. */
+/** The request went to the default behaviour's origin (`api`), unchanged but for x-forwarded-host and the viewer's address. */
 function assertForwarded(run: FunctionRun, sent: CfRequest): void {
   assert.ok(!isResponse(run.result), `expected a forwarded request, got ${JSON.stringify(run.result)}`);
   assert.equal(run.selectedOrigin, undefined, 'no origin selected: the default behaviour\'s, api');
   const expected = structuredClone(sent);
   expected.headers['x-forwarded-host'] = { value: sent.headers.host.value };
+  expected.headers['x-berth-viewer-address'] = { value: '192.0.2.1' };
   assert.deepEqual(run.result, expected);
 }
 
@@ -278,6 +279,13 @@ describe('viewer request: whole-blob upload PUTs', () => {
       RUNS,
     );
   });
+});
+
+test('a viewer cannot name its own address: x-berth-viewer-address is the one CloudFront saw', async () => {
+  const sent = request('POST', '/token', {}, { 'x-berth-viewer-address': '10.0.0.1' });
+  const run = await fn.run(viewerRequest(sent));
+  assert.ok(!isResponse(run.result));
+  assert.deepEqual(run.result.headers['x-berth-viewer-address'], { value: '192.0.2.1' });
 });
 
 describe('viewer request: blob GETs by signed path', () => {

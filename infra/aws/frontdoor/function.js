@@ -21,18 +21,18 @@ async function handler(event) {
   if (event.context.eventType === 'viewer-response') return viewerResponse(event);
   const request = event.request;
   const upload = UPLOAD.exec(request.uri);
-  if (upload && request.method === 'PUT' && hasBody(request)) return uploadToS3(request, upload);
+  if (upload && request.method === 'PUT' && hasBody(request)) return uploadToS3(request, upload, event.viewer);
   const blob = BLOB.exec(request.uri);
   if (blob && (request.method === 'GET' || request.method === 'HEAD')) return blobFromS3(request, blob);
-  return forward(request);
+  return forward(request, event.viewer);
 }
 
-async function uploadToS3(request, m) {
+async function uploadToS3(request, m, viewer) {
   const name = m[1];
   const digestParam = request.querystring.digest;
   const digest = digestParam ? decoded(digestParam.value) : '';
   // Other algorithms (sha512) go to the API, which verifies them itself.
-  if (digest.indexOf('sha256:') !== 0 && digest.indexOf(':') > 0) return forward(request);
+  if (digest.indexOf('sha256:') !== 0 && digest.indexOf(':') > 0) return forward(request, viewer);
   const hex = SHA256.exec(digest);
   if (!hex) return ociError(400, 'DIGEST_INVALID', 'the digest query parameter must be sha256:<64 hex digits>');
   const size = Number(request.headers['content-length'].value);
@@ -72,8 +72,12 @@ function toS3(request) {
   request.headers['content-type'] = { value: 'application/octet-stream' };
 }
 
-function forward(request) {
+// API Gateway sees CloudFront's address, not the viewer's: the login throttle counts failures per
+// address, so the function passes the viewer's on (overwriting whatever a viewer sent). The API
+// believes it only with the distribution's x-berth-origin header, which CloudFront adds itself.
+function forward(request, viewer) {
   request.headers['x-forwarded-host'] = { value: request.headers.host ? request.headers.host.value : '' };
+  request.headers['x-berth-viewer-address'] = { value: viewer.ip };
   return request;
 }
 

@@ -152,7 +152,10 @@ async function apply(deps, props) {
   if (!Number.isInteger(version) || version < 1 || version > 9999) throw new Error(`KeyVersion ${props.KeyVersion} is not 1..9999`);
   const key = await uploadKey(deps, props.SecretId);
   await putKeys(deps, props.KeyValueStoreArn, { [`upload-key-${version}`]: key, 's3-checksum': props.S3Checksum === 'on' ? 'on' : 'off' });
-  return { KeyName: `upload-key-${version}` };
+  // The API's origin proof, derived like functions/core/signed-paths.ts originProof; NoEcho keeps it
+  // out of CloudFormation's console and API answers.
+  const originProof = crypto.createHmac('sha256', Buffer.from(key, 'base64')).update(`origin\n${version}`).digest('base64url');
+  return { KeyName: `upload-key-${version}`, OriginProof: originProof };
 }
 
 function runtimeDeps() {
@@ -178,7 +181,7 @@ function runtimeDeps() {
 /** Answers CloudFormation at the presigned ResponseURL; every invocation answers, also on errors. */
 async function handle(event, deps, send = request) {
   const physicalId = event.PhysicalResourceId || `${event.ResourceProperties.KeyValueStoreArn}/upload-key-${event.ResourceProperties.KeyVersion}`;
-  let answer = { Status: 'SUCCESS', Data: {} };
+  let answer = { Status: 'SUCCESS', Data: {}, NoEcho: true };
   try {
     if (event.RequestType !== 'Delete') answer.Data = await apply(deps, event.ResourceProperties);
   } catch (error) {
