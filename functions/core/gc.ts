@@ -14,7 +14,12 @@
  * 3. catalog entries of repositories left without tags, manifests and links;
  * 4. blob items no repository links any more, then their S3 objects;
  * 5. expired upload sessions with their S3 data (multipart uploads, tails, `incoming/` objects),
- *    and `incoming/` objects whose session is gone.
+ *    and `incoming/` objects whose session is gone;
+ * 6. S3 objects older than the grace period that nothing points at: under `blobs/` those of no blob
+ *    item and no upload session (a crash between an upload's completion and its blob item, the
+ *    losing copy of two uploads of one blob), under `manifests/` large manifests (> 256 KiB, one
+ *    object per digest shared by every repository) that no repository holds any more. A manifest
+ *    `PUT` rewrites its object, so a large manifest pushed again during a run is never old.
  *
  * Race safety (see README, "Storage life cycle"): the collector reads an item's `claim` *before* it
  * looks for references to it, and deletes it only while the claim is unchanged (a conditional
@@ -49,6 +54,10 @@ const PAGE = 100;
  * step is idempotent, so a run killed before a save only repeats that much work.
  */
 const SAVE_EVERY_MS = 20_000;
+/** Objects listed, and blob items read, per page of phase 6 (S3's largest listing page). */
+const OBJECTS_PAGE = 1000;
+const BLOBS = 'blobs/';
+const MANIFESTS = 'manifests/';
 /** `incoming/` objects examined per run (they also expire by the bucket's lifecycle rule after 2 days). */
 const INCOMING_PER_RUN = 1000;
 
@@ -107,7 +116,7 @@ export interface GcReport {
   planned: string[];
 }
 
-type Phase = 'blobs' | 'repositories' | 'collect-blobs' | 'uploads' | 'done';
+type Phase = 'blobs' | 'repositories' | 'collect-blobs' | 'uploads' | 'objects' | 'done';
 
 interface Candidate {
   key: string;
@@ -123,6 +132,8 @@ interface GcState {
   cursor?: string;
   /** Unlinked-so-far blob items older than the cutoff, with the claim read before any link was looked for. */
   candidates: Record<string, Candidate>;
+  /** S3 keys of the large manifests that the repositories seen so far still hold. */
+  manifestKeys?: Record<string, true>;
   report: GcReport;
 }
 
@@ -251,6 +262,9 @@ class Run {
         case 'uploads':
           await this.uploads();
           break;
+        case 'objects':
+          await this.objects();
+          break;
       }
       await save();
     }
@@ -331,18 +345,20 @@ class Run {
     const doomed = claims.manifests
       .filter((m) => !kept.has(m.digest) && manifests.has(m.digest) && Math.max(m.createdAt ?? 0, m.usedAt ?? 0) < cutoff)
       .sort((a, b) => dependents(b) - dependents(a));
-    let manifestsLeft = contents.manifests.length;
+    const collected = new Set<Digest>();
     for (const manifest of doomed) {
       if (this.dry) {
         this.report.planned.push(`manifest ${name}@${manifest.digest}`);
-        manifestsLeft--;
+        collected.add(manifest.digest);
         continue;
       }
       if (!(await this.metadata.collect({ kind: 'manifest', repository: name, digest: manifest.digest, claim: manifest.claim }))) continue;
       if (manifest.subject) await this.metadata.deleteReferrer(name, manifest.subject, manifest.digest);
       this.report.deleted.manifests++;
-      manifestsLeft--;
+      collected.add(manifest.digest);
     }
+    const manifestsLeft = contents.manifests.filter((m) => !collected.has(m.digest));
+    for (const m of manifestsLeft) if (m.key) (this.state.manifestKeys ??= {})[m.key] = true;
 
     const linked: Digest[] = [];
     const current = new Map(contents.links.map((l) => [l.digest, l]));
@@ -362,7 +378,7 @@ class Run {
     }
     linked.push(...current.keys());
 
-    if (contents.tags.length === 0 && manifestsLeft === 0 && current.size === 0 && info.pushedAt !== undefined) {
+    if (contents.tags.length === 0 && manifestsLeft.length === 0 && current.size === 0 && info.pushedAt !== undefined) {
       if (this.dry) this.report.planned.push(`repository ${name}`);
       else if (await this.metadata.deleteRepository(name, info.pushedAt)) this.report.deleted.repositories++;
     }
@@ -422,7 +438,7 @@ class Run {
       }
     }
     if (page.last === undefined) await this.incoming();
-    this.advance(page.last, 'done');
+    this.advance(page.last, 'objects');
   }
 
   /** Front-door uploads land at `incoming/sha256-<hex>/<session id>`: without their session nothing will ever verify them. */
@@ -439,6 +455,47 @@ class Run {
       }
     }
   }
+
+  /** Phase 6, one page: old objects under `blobs/`, then `manifests/`, that nothing points at. */
+  private async objects(): Promise<void> {
+    const prefix = this.state.cursor?.startsWith(MANIFESTS) ? MANIFESTS : BLOBS;
+    const page = await this.store.list(prefix, OBJECTS_PAGE, this.state.cursor);
+    for (const object of page) {
+      this.report.scanned.objects++;
+      if (object.lastModified >= this.cutoff || (await this.pointedAt(prefix, object.key))) continue;
+      if (this.dry) this.report.planned.push(`object ${object.key} (${object.size} bytes)`);
+      else {
+        await this.store.delete(object.key);
+        this.report.deleted.objects++;
+      }
+      this.report.bytesReclaimed += object.size;
+    }
+    if (page.length === OBJECTS_PAGE) this.state.cursor = page[page.length - 1].key;
+    else if (prefix === BLOBS) this.state.cursor = MANIFESTS;
+    else this.advance(undefined, 'done');
+  }
+
+  /** Whether a blob item or upload session (`blobs/<id>`), or a kept manifest (`manifests/…`), uses the key. */
+  private async pointedAt(prefix: string, key: string): Promise<boolean> {
+    if (prefix === MANIFESTS) return this.state.manifestKeys?.[key] === true;
+    this.blobKeys ??= this.readBlobKeys();
+    if ((await this.blobKeys).has(key)) return true;
+    return (await this.metadata.getUpload(key.slice(BLOBS.length))) !== undefined;
+  }
+
+  /** The key of every blob item, read once per invocation (a resumed run reads them again). */
+  private async readBlobKeys(): Promise<Set<string>> {
+    const keys = new Set<string>();
+    let cursor: string | undefined;
+    do {
+      const page = await this.metadata.scanBlobs(OBJECTS_PAGE, cursor);
+      for (const blob of page.items) keys.add(blob.key);
+      cursor = page.last;
+    } while (cursor !== undefined);
+    return keys;
+  }
+
+  private blobKeys?: Promise<Set<string>>;
 
   private advance(last: string | undefined, next: Phase): void {
     if (last !== undefined) this.state.cursor = last;

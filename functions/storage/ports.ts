@@ -23,8 +23,11 @@ export interface BlobStore {
    * given (S3 answers 412 PreconditionFailed otherwise).
    */
   copy(from: string, to: string, ifMatch?: string): Promise<void>;
-  /** Objects whose key starts with `prefix`, at most `limit` (S3 ListObjectsV2, strongly consistent). */
-  list(prefix: string, limit: number): Promise<StoredObject[]>;
+  /**
+   * Objects whose key starts with `prefix`, in key order, after `startAfter` when given, at most
+   * `limit` (≤ 1000: S3 ListObjectsV2 pages; strongly consistent).
+   */
+  list(prefix: string, limit: number, startAfter?: string): Promise<StoredObject[]>;
   /** A URL that lets anyone GET the object for `expiresIn` seconds (SigV4 presigned). */
   presignGet(key: string, expiresIn: number): Promise<string>;
   /** A URL that lets anyone PUT part `partNumber` of a multipart upload for `expiresIn` seconds. */
@@ -48,6 +51,8 @@ export interface StoredObject {
   key: string;
   size: number;
   etag: string;
+  /** When the object was last written (epoch ms). */
+  lastModified: number;
 }
 
 /** An inclusive byte range, as in HTTP `Range: bytes=start-end`. */

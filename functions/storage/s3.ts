@@ -81,9 +81,9 @@ export class S3BlobStore implements BlobStore {
     );
   }
 
-  async list(prefix: string, limit: number): Promise<StoredObject[]> {
-    const result = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: limit }));
-    return (result.Contents ?? []).map((o) => ({ key: o.Key!, size: o.Size ?? 0, etag: o.ETag ?? '' }));
+  async list(prefix: string, limit: number, startAfter?: string): Promise<StoredObject[]> {
+    const result = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: limit, StartAfter: startAfter }));
+    return (result.Contents ?? []).map((o) => ({ key: o.Key!, size: o.Size ?? 0, etag: o.ETag ?? '', lastModified: o.LastModified?.getTime() ?? 0 }));
   }
 
   presignGet(key: string, expiresIn: number): Promise<string> {

@@ -280,8 +280,9 @@ describe('the template', () => {
             };
             assert.ok(allowed[service]?.test(r), `${action} on ${r}`);
           }
-          // The registry lists incoming/sha256-<hex>/ (whole-blob uploads awaiting verification) only.
-          if (action === 's3:ListBucket') assert.deepEqual(s.Condition, { StringLike: { 's3:prefix': ['incoming/*'] } });
+          // The registry lists incoming/sha256-<hex>/ (whole-blob uploads awaiting verification), and
+          // blobs/ and manifests/ when it collects garbage, nothing else.
+          if (action === 's3:ListBucket') assert.deepEqual(s.Condition, { StringLike: { 's3:prefix': ['incoming/*', 'blobs/*', 'manifests/*'] } });
         }
       }
       const secrets = berth.filter((s) => list(s.Action).includes('secretsmanager:GetSecretValue')).flatMap((s) => list(s.Resource));
@@ -316,8 +317,8 @@ describe('the template', () => {
         `s3:PutObject ${sub('${Bucket.Arn}/gc/state.json')}`,
         `s3:ListBucket ${JSON.stringify({ 'Fn::GetAtt': ['Bucket', 'Arn'] })}`,
         `lambda:InvokeFunction ${sub(`arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:berth-${stage}-gc`)}`,
-      ].sort(), 'reads and deletes, its state object, incoming/ listings, itself');
-      assert.deepEqual(statements.find((st) => list(st.Action).includes('s3:ListBucket'))!.Condition, { StringLike: { 's3:prefix': ['incoming/*'] } });
+      ].sort(), 'reads and deletes, its state object, listings, itself');
+      assert.deepEqual(statements.find((st) => list(st.Action).includes('s3:ListBucket'))!.Condition, { StringLike: { 's3:prefix': ['incoming/*', 'blobs/*', 'manifests/*'] } });
     }
   });
 

@@ -4,7 +4,7 @@
  * bytes freed, dry runs, resumption, and the report.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { BlobStore } from '../../functions/storage/ports.js';
 import type { DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
@@ -174,6 +174,38 @@ describe('garbage collection', () => {
     const report = await gc();
     assert.deepEqual(await blobs.list('incoming/', 10), []);
     assert.ok(report.deleted.objects >= 1);
+  });
+
+  test('objects under blobs/ that no blob item or session points at go once older than the grace period', async () => {
+    const repo = uniqueRepo('gc');
+    const kept = await api.pushImage(repo, 'v1');
+    const orphan = `blobs/${randomUUID()}`;
+    await blobs.put(orphan, randomBytes(4096));
+    await gc({ graceMs: DAY });
+    assert.equal(await blobs.size(orphan), 4096, 'younger than the grace period: kept');
+    const report = await gc({ now: () => Date.now() + 2 * DAY, graceMs: DAY });
+    assert.equal(await blobs.size(orphan), undefined, 'deleted');
+    assert.ok(report.deleted.objects >= 1 && report.bytesReclaimed >= 4096);
+    const layer = await api.getBlob(repo, kept.layer.digest);
+    assert.deepEqual(Buffer.from(await layer.content.arrayBuffer()), kept.layer.bytes, 'a linked blob keeps its object');
+    await assertConsistent(metadata, blobs, 'after collecting orphan objects');
+  });
+
+  test('a large manifest (> 256 KiB, one S3 object per digest) keeps its object while any repository holds it', async () => {
+    const [first, second] = [uniqueRepo('gc'), uniqueRepo('gc')];
+    const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+    const manifest = (repo: string) => api.pushBlob(repo, config).then((digest) => imageManifest({ digest, size: config.length }, [], { annotations: { big: 'x'.repeat(300 * 1024) } }));
+    const { digest } = await api.pushManifest(first, 'big', await manifest(first));
+    await api.pushManifest(second, 'big', await manifest(second));
+    const key = `manifests/${digest.replace(':', '/')}`;
+    assert.ok(((await blobs.size(key)) ?? 0) > 300 * 1024, 'stored in S3');
+    assert.equal((await api.delete(`/v2/${first}/manifests/${digest}`)).status, 202);
+    await gc({ now: () => Date.now() + 2 * DAY });
+    assert.ok(await blobs.size(key), 'the other repository still holds it');
+    assert.equal((await api.get(`/v2/${second}/manifests/big`)).status, 200);
+    assert.equal((await api.delete(`/v2/${second}/manifests/${digest}`)).status, 202);
+    await gc({ now: () => Date.now() + 2 * DAY });
+    assert.equal(await blobs.size(key), undefined, 'no repository holds it: deleted');
   });
 
   test('a dry run lists exactly what the next run deletes, and deletes nothing', async () => {
