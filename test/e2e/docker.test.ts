@@ -129,3 +129,23 @@ test('docker pull by digest (name@sha256:…)', { timeout: 300_000 }, withLog(as
   const repoDigests = (await docker.ok(['image', 'inspect', '--format', '{{json .RepoDigests}}', byDigest])).stdout;
   assert.ok(JSON.parse(repoDigests).includes(byDigest), repoDigests);
 }));
+
+test('immutable tags: docker push cannot move a tag the rule covers, nor can a DELETE; the exception still moves', { timeout: 300_000 }, withLog(async () => {
+  const repository = 'e2e/immutable';
+  await registry.berthOk(['repo', 'immutable', 'e2e/immutable', 'on', '--except', 'latest']);
+  const push = async (tag: string, content: string) => {
+    const ref = `${registry.host}/${repository}:${tag}`;
+    await importImage(docker, cleanup, ref, { 'version.txt': `${content} ${RUN_ID}` });
+    return docker.run(['push', ref], { timeoutMs: 240_000 });
+  };
+  assert.equal((await push('1.0', 'first')).code, 0, 'a new tag is pushed');
+  const first = (await getManifest(registry, repository, '1.0')).digestHeader;
+  const moved = await push('1.0', 'second');
+  assert.notEqual(moved.code, 0, `docker push must fail:\n${moved.output}`);
+  assert.match(moved.output, /immutable/, 'docker prints the registry\'s reason');
+  assert.equal((await getManifest(registry, repository, '1.0')).digestHeader, first, 'the tag still names the first image');
+  const deleted = await fetch(`http://${registry.host}/v2/${repository}/manifests/1.0`, { method: 'DELETE' });
+  assert.equal(deleted.status, 403);
+  assert.equal(((await deleted.json()) as { errors: { code: string }[] }).errors[0].code, 'DENIED');
+  for (const content of ['a', 'b']) assert.equal((await push('latest', content)).code, 0, 'latest is an exception');
+}));
