@@ -121,33 +121,48 @@ export class UploadSessions {
    * @throws RegistryError BLOB_UPLOAD_UNKNOWN, or BLOB_UPLOAD_INVALID (416) while another request holds it.
    */
   async withLease<T>(repository: string, id: string, kind: SessionKind, work: (session: UploadSession, owner: string) => Promise<T>): Promise<T> {
-    await this.status(repository, id, kind);
     const owner = randomUUID();
     const now = Date.now();
     let session: UploadSession;
+    // No read first: the conditional lease answers whether the session exists and is free.
     try {
       session = await this.metadata.leaseUpload(id, owner, now, now + this.settings.leaseMs);
     } catch (error) {
-      if (error instanceof UploadConflict) throw busy(id, error.current);
-      throw error;
+      if (!(error instanceof UploadConflict)) throw error;
+      const current = error.current;
+      throw current && current.repository === repository && kindOf(current) === kind ? busy(id, current) : unknownUpload(id);
     }
-    // Checked again under the lease: a front-door object may have made it another kind meanwhile.
+    // Checked under the lease: a front-door object may have made it another kind meanwhile.
     if (session.repository !== repository || kindOf(session) !== kind) {
       await this.metadata.releaseUpload(id, owner);
       throw unknownUpload(id);
     }
+    this.leases.set(owner, now + this.settings.leaseMs);
     try {
       return await work(session, owner);
     } catch (error) {
       await this.metadata.releaseUpload(id, owner).catch(() => undefined);
       if (error instanceof UploadConflict) throw busy(id, error.current);
       throw error;
+    } finally {
+      this.leases.delete(owner);
     }
   }
 
-  /** Extends `owner`'s lease. @throws UploadConflict when another request took the session over. */
+  /** Lease expiry (epoch ms) by owner, for the leases this process holds. */
+  private readonly leases = new Map<string, number>();
+
+  /**
+   * Extends `owner`'s lease when less than half of it is left (until then nobody else can take
+   * the session, so a write saves a round trip).
+   * @throws UploadConflict when another request took the session over.
+   */
   async renew(id: string, owner: string): Promise<void> {
-    await this.metadata.leaseUpload(id, owner, Date.now(), Date.now() + this.settings.leaseMs);
+    const until = this.leases.get(owner);
+    if (until !== undefined && until - Date.now() > this.settings.leaseMs / 2) return;
+    const now = Date.now();
+    await this.metadata.leaseUpload(id, owner, now, now + this.settings.leaseMs);
+    if (until !== undefined) this.leases.set(owner, now + this.settings.leaseMs);
   }
 
   /** Commits the session's next state and releases the lease. @throws UploadConflict when `owner` lost it. */
