@@ -19,6 +19,7 @@
  * | `BERTH_UPLOAD_KEY`         | front door: key of signed upload and blob paths, base64 of 32 random bytes (unset: no front door) | |
  * | `BERTH_UPLOAD_KEY_SECRET`  | …or the Secrets Manager secret (ARN or name) holding it   |              |
  * | `BERTH_UPLOAD_KEY_VERSION` | its version, `upload-key-<version>` in the CloudFront KeyValueStore | `1` |
+ * | `BERTH_KEY_VALUE_STORE`    | front door: the distribution's KeyValueStore (ARN), or `file:<path>` (the emulated one), where used upload URLs are marked (unset: not marked) | |
  */
 import { z } from 'zod';
 import type { AuthMode } from './auth/service.js';
@@ -44,6 +45,7 @@ const schema = z.object({
   BERTH_UPLOAD_KEY: z.base64().optional(),
   BERTH_UPLOAD_KEY_SECRET: z.string().min(1).optional(),
   BERTH_UPLOAD_KEY_VERSION: z.coerce.number().int().min(1).max(9999).default(1),
+  BERTH_KEY_VALUE_STORE: z.string().regex(/^(arn:aws[a-z-]*:cloudfront::\d{12}:key-value-store\/[0-9a-f-]+|file:.+)$/, 'a KeyValueStore ARN or file:<path>').optional(),
 });
 
 /** Everything the registry needs to reach its storage. */
@@ -61,6 +63,8 @@ export interface Config {
   maxChunk?: number;
   /** The front door's path key: inline (base64) or a Secrets Manager secret id, and its version; undefined: no front door. */
   uploadKey?: { kind: 'inline'; base64: string; version: number } | { kind: 'secret'; id: string; version: number };
+  /** Where used upload URLs are marked for the edge: a KeyValueStore ARN or `file:<path>`. */
+  keyValueStore?: string;
 }
 
 /** An environment variable with a value Berth cannot use; the message names each one (one line). */
@@ -100,5 +104,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       : c.BERTH_UPLOAD_KEY_SECRET
         ? { kind: 'secret', id: c.BERTH_UPLOAD_KEY_SECRET, version: c.BERTH_UPLOAD_KEY_VERSION }
         : undefined,
+    keyValueStore: c.BERTH_KEY_VALUE_STORE,
   };
 }

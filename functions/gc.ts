@@ -13,10 +13,12 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { loadConfig } from './config.js';
 import { DEFAULT_GRACE_MS, parseDuration, type GcReport } from './core/gc.js';
+import { spentUploadsFor } from './storage/spent-uploads.js';
 import { registryFor } from './wiring.js';
 
 const config = loadConfig();
-const registry = registryFor(config);
+// A finished run drops the marks of upload URLs that expired.
+const registry = registryFor(config, undefined, undefined, spentUploadsFor(config.keyValueStore));
 const lambda = new LambdaClient({ region: config.s3.region });
 /** Checked at cold start: a bad deploy parameter fails the first invocation loudly. */
 const GRACE_MS = process.env.BERTH_GC_GRACE ? parseDuration(process.env.BERTH_GC_GRACE) : DEFAULT_GRACE_MS;

@@ -10,9 +10,12 @@
 import middy from '@middy/core';
 import type { Context, S3Event } from 'aws-lambda';
 import { loadConfig } from './config.js';
+import { spentUploadsFor } from './storage/spent-uploads.js';
 import { registryFor } from './wiring.js';
 
-const registry = registryFor(loadConfig());
+const config = loadConfig();
+// This function marks the upload URLs whose bytes arrived, for the edge to refuse replays.
+const registry = registryFor(config, undefined, undefined, spentUploadsFor(config.keyValueStore));
 
 /** Time kept back from the invocation's limit to save the hash state and re-dispatch (ms). */
 const MARGIN_MS = 60_000;
@@ -28,8 +31,10 @@ export const handler = middy<VerifyEvent, void>().handler(async (event, context:
   const deadline = Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS;
   if ('uploadId' in event) return finish(event.uploadId, deadline);
   for (const record of event.Records) {
-    const { key, size, eTag } = record.s3.object;
-    const state = await registry.frontDoor.arrived(decodeURIComponent(key.replace(/\+/g, ' ')), size, `"${eTag.replace(/"/g, '')}"`, deadline);
+    const { size, eTag } = record.s3.object;
+    const key = decodeURIComponent(record.s3.object.key.replace(/\+/g, ' '));
+    await registry.frontDoor.used(key);
+    const state = await registry.frontDoor.arrived(key, size, `"${eTag.replace(/"/g, '')}"`, deadline);
     if (state === 'verifying' || state === 'busy') await finish(key.split('/').pop()!, deadline);
   }
 });

@@ -7,7 +7,7 @@ import type { PathKey } from './core/signed-paths.js';
 import type { Config } from './config.js';
 import { createRegistry, type Registry } from './core/registry.js';
 import { createDynamoClient, DynamoMetadataStore } from './storage/dynamodb.js';
-import type { AccountStore, BlobStore, MetadataStore } from './storage/ports.js';
+import type { AccountStore, BlobStore, MetadataStore, SpentUploads } from './storage/ports.js';
 import { countRequests } from './storage/requests.js';
 import { createS3Client, S3BlobStore } from './storage/s3.js';
 
@@ -19,6 +19,8 @@ export function registryFor(
   config: Config,
   wrap: (store: MetadataStore & AccountStore) => MetadataStore & AccountStore = (store) => store,
   wrapStore: (store: BlobStore) => BlobStore = (store) => store,
+  /** The marks of used upload URLs (see spent-uploads.ts; the functions that write them pass it). */
+  spent?: SpentUploads,
 ): Registry {
   const dynamo = createDynamoClient(config.dynamo);
   const s3 = createS3Client(config.s3);
@@ -34,6 +36,7 @@ export function registryFor(
     dispatch: config.verifyFunction ? lambdaDispatch(config.verifyFunction, config.s3.region) : undefined,
     maxChunk: config.maxChunk,
     pathKey: pathKeySource(config),
+    spent,
   });
 }
 

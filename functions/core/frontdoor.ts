@@ -21,7 +21,7 @@ import { fail } from './errors.js';
 import { digestAlgorithm, type Digest } from './grammar.js';
 import { kindOf, uploadHeaders, type UploadSessions } from './sessions.js';
 import { originProof, signBlob, signUpload, type PathKey } from './signed-paths.js';
-import { UploadConflict, type BlobRecord, type BlobStore, type MetadataStore, type UploadSession } from '../storage/ports.js';
+import { UploadConflict, type BlobRecord, type BlobStore, type MetadataStore, type SpentUploads, type UploadSession } from '../storage/ports.js';
 
 /** Tunables of the front door (times in the units named). */
 export interface FrontDoorSettings {
@@ -61,6 +61,8 @@ export class FrontDoor implements BlobLinks {
     private readonly blobs: BlobStore,
     /** The signing key (read once); undefined when the deployment has no front door. */
     private readonly keySource: (() => Promise<PathKey>) | undefined,
+    /** Where the edge function learns which upload URLs were used; undefined: replays are not refused. */
+    private readonly spent?: SpentUploads,
     private readonly settings: FrontDoorSettings = DEFAULT_FRONT_DOOR_SETTINGS,
   ) {}
 
@@ -126,6 +128,22 @@ export class FrontDoor implements BlobLinks {
       return attached;
     }
     return (await this.sessions.verify(id, deadline)) ?? 'gone';
+  }
+
+  /**
+   * An object arrived under `incoming/` (S3 `ObjectCreated`, once per object): tells the edge that
+   * the upload URL that put it there has been used, whatever becomes of the object, so that a
+   * replay gets an OCI error there (from a few seconds on: KeyValueStore changes take that long to
+   * reach every edge). Until then a replay lands under `incoming/` and is deleted unpublished, as
+   * without the mark, so a failure to write it is reported and nothing more. No URL of a session is
+   * minted after its bytes arrived, and none lives longer than `uploadUrlSeconds` (plus a minute
+   * for the clocks).
+   */
+  async used(key: string): Promise<void> {
+    const id = INCOMING.exec(key)?.[2];
+    if (!id || !this.spent) return;
+    const until = Math.floor(Date.now() / 1000) + this.settings.uploadUrlSeconds + 60;
+    await this.spent.spend(id, until).catch((error: unknown) => console.warn(`front door: upload ${id} not marked as used: ${String(error)}`));
   }
 
   /** Makes the object the session's verification, if the session can take it. */

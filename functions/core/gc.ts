@@ -38,7 +38,7 @@ import { ImmutableTags } from './immutable.js';
 import { parseManifest } from './manifest.js';
 import { Retention } from './retention.js';
 import { DEFAULT_SESSION_SETTINGS, type UploadSessions } from './sessions.js';
-import type { BlobStore, MetadataStore, RepositoryInfo, StoredManifest } from '../storage/ports.js';
+import type { BlobStore, MetadataStore, RepositoryInfo, SpentUploads, StoredManifest } from '../storage/ports.js';
 
 /** Where the state of an unfinished run is kept. */
 export const STATE_KEY = 'gc/state.json';
@@ -147,6 +147,8 @@ export class GarbageCollector {
     private readonly sessions: UploadSessions,
     /** Requests sent so far by the stores (counted by the wiring), for the report. */
     private readonly requests?: () => { dynamodb: number; s3: number },
+    /** The front door's marks of used upload URLs: a finished run drops those that expired. */
+    private readonly spent?: SpentUploads,
   ) {}
 
   /**
@@ -163,8 +165,10 @@ export class GarbageCollector {
     const run = new Run(this.metadata, this.store, this.sessions, retention, state, options, now);
     await run.execute();
     if (!state.report.dryRun) {
-      if (state.phase === 'done') await this.store.delete(STATE_KEY);
-      else await this.saveState(state);
+      if (state.phase === 'done') {
+        await this.store.delete(STATE_KEY);
+        await this.spent?.prune(Math.floor(now() / 1000));
+      } else await this.saveState(state);
     }
     const after = this.requests?.();
     if (before && after) state.report.requests = { dynamodb: after.dynamodb - before.dynamodb, s3: after.s3 - before.s3 };

@@ -14,7 +14,7 @@ import { Search } from './search.js';
 import { UploadSessions } from './sessions.js';
 import type { PathKey } from './signed-paths.js';
 import { DEFAULT_UPLOAD_SETTINGS, Uploads, type UploadSettings } from './uploads.js';
-import type { AccountStore, BlobStore, MetadataStore } from '../storage/ports.js';
+import type { AccountStore, BlobStore, MetadataStore, SpentUploads } from '../storage/ports.js';
 import { Auth, type AuthMode } from '../auth/service.js';
 import { TokenService, type KeySource } from '../auth/tokens.js';
 
@@ -54,12 +54,14 @@ export function createRegistry(
     maxChunk?: number;
     /** The key of the front door's signed paths; undefined: no front door. */
     pathKey?: () => Promise<PathKey>;
+    /** Where the front door's edge function learns which upload URLs were used; undefined: nowhere. */
+    spent?: SpentUploads;
     /** Requests the stores have sent so far (for the collector's report); undefined: not counted. */
     requests?: () => { dynamodb: number; s3: number };
   },
 ): Registry {
   const sessions = new UploadSessions(metadata, store);
-  const frontDoor = new FrontDoor(sessions, metadata, store, options.pathKey);
+  const frontDoor = new FrontDoor(sessions, metadata, store, options.pathKey, options.spent);
   const uploads = new Uploads(sessions, store, frontDoor, { ...DEFAULT_UPLOAD_SETTINGS, ...options.uploads });
   const dispatch = options.dispatch ?? inProcess(sessions);
   const direct = new DirectUploads(sessions, store, dispatch);
@@ -78,7 +80,7 @@ export function createRegistry(
     manifests,
     catalog: new Catalog(metadata, tokens),
     search: new Search(metadata),
-    gc: new GarbageCollector(metadata, store, sessions, options.requests),
+    gc: new GarbageCollector(metadata, store, sessions, options.requests, options.spent),
     repositories: new Repositories(metadata, manifests, immutable),
   };
 }

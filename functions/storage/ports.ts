@@ -46,6 +46,17 @@ export interface BlobStore {
   abortMultipart(key: string, uploadId: string): Promise<void>;
 }
 
+/**
+ * Upload URLs already used, where the front door's edge function looks before it sends a `PUT` to
+ * S3 (its KeyValueStore: the edge keeps no other state), so that a replayed URL gets an OCI error.
+ */
+export interface SpentUploads {
+  /** Records that session `id`'s upload URL was used; the entry may go after `until` (epoch s). */
+  spend(id: string, until: number): Promise<void>;
+  /** Removes the entries past their `until` at `now` (epoch s); returns how many. */
+  prune(now: number): Promise<number>;
+}
+
 /** An object as a listing shows it. */
 export interface StoredObject {
   key: string;

@@ -317,6 +317,36 @@ function resources(d) {
         Code: { ZipFile: literal(readFileSync(SETUP_FILE, 'utf8')) },
       },
     },
+    // verify marks used upload URLs (spent-<id>) in the store; gc drops the expired marks. The
+    // KeyValueStore API needs DescribeKeyValueStore for the ETag that every write names.
+    KeyValueStoreMarks: {
+      Type: 'AWS::IAM::Policy',
+      Properties: {
+        PolicyName: { 'Fn::Sub': 'berth-${AWS::StackName}-kvs-marks' },
+        Roles: [{ Ref: 'IamRoleLambdaExecution' }],
+        PolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:PutKey'], Resource: { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] } }],
+        },
+      },
+    },
+    KeyValueStorePrune: {
+      Type: 'AWS::IAM::Policy',
+      Properties: {
+        PolicyName: { 'Fn::Sub': 'berth-${AWS::StackName}-kvs-prune' },
+        Roles: [{ Ref: 'GcRole' }],
+        PolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Effect: 'Allow',
+              Action: ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:ListKeys', 'cloudfront-keyvaluestore:UpdateKeys'],
+              Resource: { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] },
+            },
+          ],
+        },
+      },
+    },
     UploadKeyInStore: {
       Type: 'Custom::UploadKey',
       Properties: {
@@ -352,6 +382,10 @@ module.exports = {
   /** BERTH_UPLOAD_KEY_SECRET (null: unset, no front door). */
   async uploadKeySecret({ resolveVariable }) {
     return (await deployment({ resolveVariable })).frontDoor ? { Ref: 'UploadKey' } : null;
+  },
+  /** BERTH_KEY_VALUE_STORE of verify and gc (null: unset, no front door). */
+  async keyValueStore({ resolveVariable }) {
+    return (await deployment({ resolveVariable })).frontDoor ? { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] } : null;
   },
   /** The secrets the functions read. */
   async secrets({ resolveVariable }) {

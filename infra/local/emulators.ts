@@ -157,7 +157,11 @@ export function localTokenKey(dataDir: string): Promise<string> {
 export async function localUploadKey(dataDir: string, given?: string): Promise<{ base64: string; kvsFile: string }> {
   const base64 = given ?? (await localSecret(dataDir, 'upload-key'));
   const kvsFile = join(dataDir, 'cloudfront-kvs.json');
-  await writeFile(kvsFile, JSON.stringify({ data: [{ key: 'upload-key-1', value: base64 }] }), { mode: 0o600 });
+  // The marks of used upload URLs (spent-<id>) outlive a restart, as they would on AWS.
+  const kept = await readFile(kvsFile, 'utf8')
+    .then((text) => (JSON.parse(text) as { data: { key: string; value: string }[] }).data.filter((item) => item.key.startsWith('spent-')))
+    .catch(() => []);
+  await writeFile(kvsFile, JSON.stringify({ data: [{ key: 'upload-key-1', value: base64 }, ...kept] }), { mode: 0o600 });
   return { base64, kvsFile };
 }
 

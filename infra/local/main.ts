@@ -121,6 +121,8 @@ try {
     const key = await localUploadKey(dataDir, process.env.BERTH_UPLOAD_KEY || undefined);
     process.env.BERTH_UPLOAD_KEY = key.base64;
     kvsFile = key.kvsFile;
+    // As deployed: the registry marks used upload URLs in the store the function reads.
+    process.env.BERTH_KEY_VALUE_STORE = `file:${kvsFile}`;
   }
   // Checked in both modes: the bundled handler reads the same variables, but only on its first request.
   config = loadConfig();

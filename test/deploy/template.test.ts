@@ -252,7 +252,11 @@ describe('the template', () => {
       assert.equal(roles.length, 1);
       const role = roles[0][1].Properties!;
       assert.equal(role.ManagedPolicyArns, undefined, 'no managed policies');
-      const statements: Json[] = role.Policies.flatMap((p: Json) => p.PolicyDocument.Statement);
+      // Its inline policies, and the front door's policy for marking used upload URLs, attached to it.
+      const attached = ofType(template, 'AWS::IAM::Policy')
+        .filter(([, policy]) => JSON.stringify(policy.Properties!.Roles) === JSON.stringify([{ Ref: 'IamRoleLambdaExecution' }]))
+        .map(([, policy]) => policy.Properties!);
+      const statements: Json[] = [...role.Policies, ...attached].flatMap((p: Json) => p.PolicyDocument.Statement);
       const berth = statements.filter((s) => !list(s.Action).every((a: string) => a.startsWith('logs:')));
       const logs = statements.filter((s) => !berth.includes(s));
       for (const s of statements) {
@@ -264,7 +268,9 @@ describe('the template', () => {
       for (const s of logs) for (const r of list(s.Resource)) assert.match(JSON.stringify(r), new RegExp(`log-group:/aws/lambda/berth-${stage}`));
 
       const granted = new Set(berth.flatMap((s) => list(s.Action)));
-      assert.deepEqual([...granted].sort(), [...required].sort(), 'granted actions = actions the code calls');
+      // Dropping expired marks (ListKeys, UpdateKeys) is the gc function's, under its own role.
+      const pruning = ['cloudfront-keyvaluestore:ListKeys', 'cloudfront-keyvaluestore:UpdateKeys'];
+      assert.deepEqual([...granted].sort(), [...required].filter((a) => !pruning.includes(a)).sort(), 'granted actions = actions the code calls');
       for (const s of berth) {
         for (const action of list(s.Action)) {
           for (const resource of list(s.Resource)) {
@@ -275,6 +281,7 @@ describe('the template', () => {
               // listing, the bucket ARN (under a prefix condition, below).
               s3: action === 's3:ListBucket' ? /^\{"Fn::GetAtt":\["Bucket","Arn"\]\}$/ : /^\{"Fn::Sub":"\$\{Bucket\.Arn\}\/\*"\}$/,
               dynamodb: /^\{"Fn::GetAtt":\["Table","Arn"\]\}$/,
+              'cloudfront-keyvaluestore': /^\{"Fn::GetAtt":\["KeyValueStore","Arn"\]\}$/,
               secretsmanager: /^\{"Ref":"(TokenKey|UploadKey)"\}$/,
               lambda: new RegExp(`^\\{"Fn::Sub":"arn:\\$\\{AWS::Partition\\}:lambda:\\$\\{AWS::Region\\}:\\$\\{AWS::AccountId\\}:function:berth-${stage}-[a-z]+"\\}$`),
             };
@@ -294,6 +301,16 @@ describe('the template', () => {
     assert.deepEqual(directSecrets, [{ Ref: 'TokenKey' }], 'no front door key without the front door');
   });
 
+  test('verify marks used upload URLs in the KeyValueStore and gc drops the expired marks; without the front door neither knows one', () => {
+    const arn = { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] };
+    for (const fn of ['VerifyLambdaFunction', 'GcLambdaFunction']) {
+      assert.deepEqual(plain.template.Resources[fn].Properties!.Environment.Variables.BERTH_KEY_VALUE_STORE, arn, fn);
+      assert.equal(direct.template.Resources[fn].Properties!.Environment.Variables.BERTH_KEY_VALUE_STORE, undefined, fn);
+    }
+    assert.equal(plain.template.Resources.ApiLambdaFunction.Properties!.Environment.Variables.BERTH_KEY_VALUE_STORE, undefined, 'the api marks nothing');
+    assert.equal(ofType(direct.template, 'AWS::IAM::Policy').length, 0);
+  });
+
   test('gc: its own least-privilege role, an EventBridge schedule (daily by default) and the grace period as parameters', () => {
     for (const [packaged, schedule, grace] of [[plain, 'rate(1 day)', '24h'], [otherStage, 'cron(0 3 * * ? *)', '48h']] as const) {
       const { template } = packaged;
@@ -307,7 +324,11 @@ describe('the template', () => {
       assert.deepEqual(rule.Properties!.Targets.map((t: Json) => t.Arn), [{ 'Fn::GetAtt': ['GcLambdaFunction', 'Arn'] }]);
       const role = template.Resources.GcRole.Properties!;
       assert.equal(role.ManagedPolicyArns, undefined);
-      const statements: Json[] = role.Policies.flatMap((p: Json) => p.PolicyDocument.Statement);
+      // Its inline policies, and the front door's policy for dropping expired marks of used upload URLs.
+      const attached = ofType(template, 'AWS::IAM::Policy')
+        .filter(([, policy]) => JSON.stringify(policy.Properties!.Roles) === JSON.stringify([{ Ref: 'GcRole' }]))
+        .map(([, policy]) => policy.Properties!);
+      const statements: Json[] = [...role.Policies, ...attached].flatMap((p: Json) => p.PolicyDocument.Statement);
       const grants = statements.flatMap((st) => list(st.Action).flatMap((action: string) => list(st.Resource).map((r: unknown) => `${action} ${JSON.stringify(r)}`)));
       const sub = (text: string) => JSON.stringify({ 'Fn::Sub': text });
       assert.deepEqual(grants.sort(), [
@@ -316,6 +337,7 @@ describe('the template', () => {
         ...['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'].map((a) => `${a} ${sub('${Bucket.Arn}/*')}`),
         `s3:PutObject ${sub('${Bucket.Arn}/gc/state.json')}`,
         `s3:ListBucket ${JSON.stringify({ 'Fn::GetAtt': ['Bucket', 'Arn'] })}`,
+        ...['DescribeKeyValueStore', 'ListKeys', 'UpdateKeys'].map((a) => `cloudfront-keyvaluestore:${a} ${JSON.stringify({ 'Fn::GetAtt': ['KeyValueStore', 'Arn'] })}`),
         `lambda:InvokeFunction ${sub(`arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:berth-${stage}-gc`)}`,
       ].sort(), 'reads and deletes, its state object, listings, itself');
       assert.deepEqual(statements.find((st) => list(st.Action).includes('s3:ListBucket'))!.Condition, { StringLike: { 's3:prefix': ['incoming/*', 'blobs/*', 'manifests/*'] } });
@@ -702,6 +724,10 @@ async function actionsUsedByCode(): Promise<Set<string>> {
     BatchWriteCommand: ['dynamodb:BatchWriteItem'],
     GetSecretValueCommand: ['secretsmanager:GetSecretValue'],
     InvokeCommand: ['lambda:InvokeFunction'],
+    DescribeKeyValueStoreCommand: ['cloudfront-keyvaluestore:DescribeKeyValueStore'],
+    PutKeyCommand: ['cloudfront-keyvaluestore:PutKey'],
+    ListKeysCommand: ['cloudfront-keyvaluestore:ListKeys'],
+    UpdateKeysCommand: ['cloudfront-keyvaluestore:UpdateKeys'],
   };
   const files = await sources(join(ROOT, 'functions'));
   const actions = new Set<string>();

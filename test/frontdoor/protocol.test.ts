@@ -117,13 +117,17 @@ test('tampered, foreign-repository and expired upload URLs are refused by the fu
   await ociError(await put(location, 'sha256:xyz', blob), 400, 'DIGEST_INVALID');
 });
 
-test('an upload URL used twice: the second PUT never replaces the published blob', { timeout: 60_000 }, async () => {
+test('an upload URL used twice: the edge refuses the second PUT, which never replaces the published blob', { timeout: 60_000 }, async () => {
   const first = randomBytes(2 * MiB);
   const digest = sha256(first);
   const location = await startUpload('fd/replay');
   assert.equal((await put(location, digest, first)).status, 201);
   assert.equal((await fetch(`${registry.url}/v2/fd/replay/blobs/${digest}`, { method: 'HEAD' })).status, 200);
-  assert.equal((await put(location, digest, randomBytes(2 * MiB))).status, 201, 'S3 takes it; verification discards it');
+  // The verify function marked the URL in the KeyValueStore when S3's event reached it.
+  const kvs = JSON.parse(await readFile(join(registry.dataDir, 'cloudfront-kvs.json'), 'utf8')) as { data: { key: string }[] };
+  const id = /uploads\/([0-9a-f-]{36})\./.exec(location)![1];
+  assert.ok(kvs.data.some((item) => item.key === `spent-${id}`), 'marked as used');
+  assert.match(await ociError(await put(location, digest, randomBytes(2 * MiB)), 404, 'BLOB_UPLOAD_UNKNOWN'), /already used/);
   const bytes = Buffer.from(await (await fetch(`${registry.url}/v2/fd/replay/blobs/${digest}`)).arrayBuffer());
   assert.equal(sha256(bytes), digest);
 });

@@ -178,6 +178,22 @@ describe('viewer request: whole-blob upload PUTs', () => {
     );
   });
 
+  test('a valid token whose session the registry marked as used (spent-<id>): 404 BLOB_UPLOAD_UNKNOWN; other sessions pass', async () => {
+    const k = KEYS.get(1)!;
+    const [used, other] = [randomUUID(), randomUUID()];
+    const marked = loadFunction({ functionFile: FUNCTION_FILE, kvs: { ...kvs, [`spent-${used}`]: '2000000000' }, limits });
+    try {
+      const exp = Math.floor(Date.now() / 1000) + 600;
+      const replay = await marked.run(viewerRequest(uploadPut('team/app', signUpload(k, 'team/app', used, exp), digestParam('ab'.repeat(32), false), 100)));
+      assertOciError(replay, 404, 'BLOB_UPLOAD_UNKNOWN');
+      assert.match(JSON.stringify(replay.result), /already used/);
+      const fresh = await marked.run(viewerRequest(uploadPut('team/app', signUpload(k, 'team/app', other, exp), digestParam('ab'.repeat(32), false), 100)));
+      assert.equal(fresh.selectedOrigin, 'blobs');
+    } finally {
+      marked.close();
+    }
+  });
+
   test('a changed token, another repository, an unknown or wrong key, an expired token: 404 BLOB_UPLOAD_UNKNOWN', async () => {
     const bad = fc.oneof(
       fc.record({ kind: fc.constant('changed' as const), at: fc.nat(), c: tokenChar }),

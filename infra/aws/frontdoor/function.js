@@ -41,6 +41,8 @@ async function uploadToS3(request, m, viewer) {
   }
   const token = await check(m[2], m[3], m[4], m[5], ['upload', m[2], m[3], m[4], name]);
   if (token !== 'ok') return ociError(404, 'BLOB_UPLOAD_UNKNOWN', 'upload URL ' + token + '; start a new upload');
+  // The registry marks a URL whose PUT reached S3 (seconds later at every edge).
+  if (await spent(m[2])) return ociError(404, 'BLOB_UPLOAD_UNKNOWN', 'upload URL already used; start a new upload');
   request.uri = '/incoming/sha256-' + hex[1] + '/' + m[2];
   toS3(request);
   request.headers['x-amz-meta-berth-repository'] = { value: name };
@@ -99,6 +101,14 @@ function decoded(text) {
     return decodeURIComponent(text);
   } catch (e) {
     return '';
+  }
+}
+
+async function spent(id) {
+  try {
+    return await kvs.exists('spent-' + id);
+  } catch (e) {
+    return false;
   }
 }
 
