@@ -99,6 +99,13 @@ before(async () => {
 });
 after(() => rm(work, { recursive: true, force: true }));
 
+/** Packaging with `args` fails with an explanation matching `reason`. */
+const refused = (args: string[], reason: RegExp) =>
+  assert.rejects(serverlessPackage(join(work, 'bad'), args), (error: Error & { stdout?: string; stderr?: string }) => {
+    assert.match(`${error.stdout}${error.stderr}`, reason);
+    return true;
+  });
+
 const ofType = (t: Template, type: string) => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
 const one = (t: Template, type: string) => {
   const found = ofType(t, type);
@@ -113,11 +120,6 @@ describe('packaging without AWS credentials', () => {
     assert.deepEqual([otherStage.state.service.provider.stage, otherStage.state.service.provider.region], ['qa', 'eu-west-1']);
   });
 
-  const refused = (args: string[], reason: RegExp) =>
-    assert.rejects(serverlessPackage(join(work, 'bad'), args), (error: Error & { stdout?: string; stderr?: string }) => {
-      assert.match(`${error.stdout}${error.stderr}`, reason);
-      return true;
-    });
 
   test('a domain without its certificate is refused with an explanation', async () => {
     await refused(['--param=domain=registry.example.com'], /needs --param="certificateArn=.*us-east-1/);
@@ -428,11 +430,6 @@ describe('the template', () => {
 
 describe('operations: throttling, concurrency, failures, alarms, access logs, versioning', () => {
   const all = () => [plain, withDomain, otherStage, direct, directDomain];
-  const refused = (args: string[], reason: RegExp) =>
-    assert.rejects(serverlessPackage(join(work, 'bad'), args), (error: Error & { stdout?: string; stderr?: string }) => {
-      assert.match(`${error.stdout}${error.stderr}`, reason);
-      return true;
-    });
   /** The registry's own functions (the front door's custom resource is not one). */
   const registryFunctions = (t: Template) => ofType(t, 'AWS::Lambda::Function').filter(([, f]) => String(f.Properties!.Handler).startsWith('dist/')).map(([name]) => name);
   const FAILURE_QUEUE_ARN = { 'Fn::GetAtt': ['FailureQueue', 'Arn'] };
