@@ -14,7 +14,7 @@ const { deployment, operations } = require('./params.cjs');
 
 /** SQS's longest message retention (14 days): time to look at a failure before it goes. */
 const FAILURE_RETENTION_SECONDS = 1_209_600;
-/** CloudWatch alarm period: five minutes, the finest the free standard-resolution metrics give. */
+/** CloudWatch alarm period: five minutes, so a burst of failures makes one notification, not one a minute. */
 const ALARM_PERIOD_SECONDS = 300;
 /** The functions, by their logical-id prefix (the framework's naming) and name suffix. */
 const FUNCTIONS = [
