@@ -14,7 +14,10 @@ const { deployment, operations } = require('./params.cjs');
 
 /** SQS's longest message retention (14 days): time to look at a failure before it goes. */
 const FAILURE_RETENTION_SECONDS = 1_209_600;
-/** CloudWatch alarm period: five minutes, so a burst of failures makes one notification, not one a minute. */
+/**
+ * CloudWatch alarm period: five minutes. Alarms notify on each change between OK and ALARM; a
+ * longer period flips less often (an e-mail each time) while failures come and go.
+ */
 const ALARM_PERIOD_SECONDS = 300;
 /** The functions, by their logical-id prefix (the framework's naming) and name suffix. */
 const FUNCTIONS = [
