@@ -21,6 +21,7 @@
 const { readFileSync } = require('node:fs');
 const path = require('node:path');
 const { deployment } = require('./params.cjs');
+const { DEAD_LETTER_CONFIG } = require('./operations.cjs');
 
 const ROOT = path.join(__dirname, '../..');
 const FUNCTION_FILE = path.join(__dirname, 'frontdoor/function.js');
@@ -252,6 +253,8 @@ function resources(d) {
           {
             Id: 'verify',
             Arn: { 'Fn::GetAtt': ['VerifyLambdaFunction', 'Arn'] },
+            // Events EventBridge cannot deliver (after its 24 h of retries) go to the failure queue.
+            DeadLetterConfig: DEAD_LETTER_CONFIG,
             InputTransformer: {
               InputPathsMap: { bucket: '$.detail.bucket.name', key: '$.detail.object.key', size: '$.detail.object.size', etag: '$.detail.object.etag' },
               InputTemplate:

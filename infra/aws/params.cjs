@@ -7,11 +7,26 @@ const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}
 const CERTIFICATE = /^arn:aws[a-zA-Z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/.+$/;
 const HOSTED_ZONE = /^Z[A-Z0-9]{1,31}$/;
 const PRICE_CLASSES = ['PriceClass_100', 'PriceClass_200', 'PriceClass_All'];
+/** An address SNS can send e-mail to (SNS checks it again and asks its owner to confirm). */
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 /** Reads a parameter as a string ('' when unset). */
 async function param(resolveVariable, name) {
   const value = await resolveVariable(`param:${name}`);
   return value === undefined || value === null ? '' : String(value);
+}
+
+/**
+ * A whole number parameter in [min, max]; '' gives the fallback.
+ * @returns {number | undefined}
+ */
+function whole(name, value, min, max, fallback) {
+  if (value === '') return fallback;
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || number < min || number > max) {
+    throw new Error(`--param="${name}=${value}" must be a whole number from ${min} to ${max}`);
+  }
+  return number;
 }
 
 function flag(name, value, fallback) {
@@ -20,6 +35,28 @@ function flag(name, value, fallback) {
   if (['true', 'on', 'yes'].includes(text)) return true;
   if (['false', 'off', 'no'].includes(text)) return false;
   throw new Error(`--param="${name}=${value}" must be true or false`);
+}
+
+/**
+ * The operational parameters (operations.cjs): throttling, reserved concurrency, alarm e-mail,
+ * S3 versioning. Limits: API Gateway accepts rate and burst up to the account's quota (10,000
+ * requests per second and 5,000 burst by default); a Lambda function can reserve up to the
+ * account's concurrency limit (1,000 by default); S3 noncurrent-version expiry takes whole days.
+ */
+async function operations({ resolveVariable }) {
+  const read = (name) => param(resolveVariable, name);
+  const alarmEmail = await read('alarmEmail');
+  if (alarmEmail && !EMAIL.test(alarmEmail)) throw new Error(`--param="alarmEmail=${alarmEmail}" is not an e-mail address`);
+  const apiThrottleRate = whole('apiThrottleRate', await read('apiThrottleRate'), 1, 10_000, 100);
+  const apiThrottleBurst = whole('apiThrottleBurst', await read('apiThrottleBurst'), 1, 5_000, 200);
+  return {
+    apiThrottleRate,
+    apiThrottleBurst,
+    apiReservedConcurrency: whole('apiReservedConcurrency', await read('apiReservedConcurrency'), 1, 10_000, undefined),
+    alarmEmail,
+    s3Versioning: flag('s3Versioning', await read('s3Versioning'), false),
+    s3NoncurrentDays: whole('s3NoncurrentDays', await read('s3NoncurrentDays'), 1, 3650, 30),
+  };
 }
 
 /**
@@ -88,4 +125,4 @@ function checkAddress({ region, frontDoor, domain, certificateArn, hostedZoneId 
   if (hostedZoneId && !HOSTED_ZONE.test(hostedZoneId)) throw new Error(`--param="hostedZoneId=${hostedZoneId}" is not a Route 53 hosted zone id`);
 }
 
-module.exports = { deployment };
+module.exports = { deployment, operations };

@@ -42,8 +42,11 @@ export const PRICES = {
   s3PutClassPer1000: 0.005, // PUT, COPY, POST, LIST (CreateMultipartUpload, UploadPart, Complete…)
   s3GetClassPer1000: 0.0004, // GET, HEAD (SELECT and others)
   s3StoragePerGbMonth: 0.023, // Standard, first 50 TB
-  secretPerMonth: 0.4, // Secrets Manager: the token signing key
+  secretPerMonth: 0.4, // Secrets Manager, per secret
+  secrets: 2, // the token signing key and the front door's upload key (README, "Keys: why Secrets Manager")
   secretPer10kCalls: 0.05,
+  alarmPerMonth: 0.1, // CloudWatch standard-resolution alarm; 10 per account are always free
+  alarms: 8, // infra/aws/operations.cjs: API 5xx, errors and throttles of 3 functions, the failure queue
   ecrStoragePerGbMonth: 0.1,
   transferOutPerGb: 0.09, // to the internet, first 10 TB / month (S3, ECR and EC2 alike); in-region: free
   t4gSmallPerHour: 0.0168,
@@ -346,15 +349,22 @@ export function renderCost(report: CostReport, coldInitMs: number | undefined): 
     'Idle cost per month (nothing pushed or pulled; storage and fixed charges only):',
     '',
     markdownTable(
-      ['stored (compressed layers)', 'Berth (S3 + token secret; DynamoDB metadata is KBs, inside the free 25 GB)', 'ECR', `VM: t4g.small on demand (${usd(p.t4gSmallPerHour, 4)}/h) + gp3 disk (stored + 8 GB) + public IPv4`],
+      [
+        'stored (compressed layers)',
+        `Berth (S3 + ${p.secrets} secrets; DynamoDB metadata is KBs, inside the free 25 GB; ${p.alarms} alarms inside CloudWatch's free 10)`,
+        'ECR',
+        `VM: t4g.small on demand (${usd(p.t4gSmallPerHour, 4)}/h) + gp3 disk (stored + 8 GB) + public IPv4`,
+      ],
       [1, 10, 100].map((stored) => [
         `${stored} GB`,
-        usd(stored * p.s3StoragePerGbMonth + p.secretPerMonth, 2),
+        usd(stored * p.s3StoragePerGbMonth + p.secrets * p.secretPerMonth, 2),
         usd(stored * p.ecrStoragePerGbMonth, 2),
         usd(vmMonth(stored), 2),
       ]),
       ['---', '---:', '---:', '---:'],
     ),
+    '',
+    `The alarms cost ${usd(p.alarms * p.alarmPerMonth, 2)} a month more where the account's 10 free alarms are taken by others; without the front door there is one secret (${usd(p.secretPerMonth, 2)} less).`,
     '',
     `Each push of this image adds ${usd(storagePushes, 5)} per month of S3 storage on Berth (${usd(gb * p.ecrStoragePerGbMonth, 5)} on ECR) until garbage collection removes it.`,
   );

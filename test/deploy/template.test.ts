@@ -24,6 +24,15 @@ const DOMAIN_PARAMS = [
   '--param=certificateArn=arn:aws:acm:us-east-1:123456789012:certificate/abc',
   '--param=hostedZoneId=Z123',
 ];
+/** The operational parameters away from their defaults (given to the qa stage). */
+const TUNED_PARAMS = [
+  '--param=apiThrottleRate=20',
+  '--param=apiThrottleBurst=40',
+  '--param=apiReservedConcurrency=50',
+  '--param=alarmEmail=ops@example.com',
+  '--param=s3Versioning=on',
+  '--param=s3NoncurrentDays=7',
+];
 const require = createRequire(import.meta.url);
 const frontdoor = require('../../infra/aws/frontdoor.cjs') as { MAX_FUNCTION_BYTES: number };
 /** AWS managed CloudFront policies (ids are the same in every account). */
@@ -83,11 +92,19 @@ before(async () => {
   withDomain = await serverlessPackage(join(work, 'domain'), DOMAIN_PARAMS);
   otherStage = await serverlessPackage(join(work, 'qa'), [
     '--stage', 'qa', '--region', 'eu-west-1', '--param=priceClass=PriceClass_All', '--param=gcSchedule=cron(0 3 * * ? *)', '--param=gcGrace=48h',
+    ...TUNED_PARAMS,
   ]);
   direct = await serverlessPackage(join(work, 'direct'), ['--param=frontDoor=false']);
   directDomain = await serverlessPackage(join(work, 'direct-domain'), ['--param=frontDoor=false', ...DOMAIN_PARAMS]);
 });
 after(() => rm(work, { recursive: true, force: true }));
+
+/** Packaging with `args` fails with an explanation matching `reason`. */
+const refused = (args: string[], reason: RegExp) =>
+  assert.rejects(serverlessPackage(join(work, 'bad'), args), (error: Error & { stdout?: string; stderr?: string }) => {
+    assert.match(`${error.stdout}${error.stderr}`, reason);
+    return true;
+  });
 
 const ofType = (t: Template, type: string) => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
 const one = (t: Template, type: string) => {
@@ -103,11 +120,6 @@ describe('packaging without AWS credentials', () => {
     assert.deepEqual([otherStage.state.service.provider.stage, otherStage.state.service.provider.region], ['qa', 'eu-west-1']);
   });
 
-  const refused = (args: string[], reason: RegExp) =>
-    assert.rejects(serverlessPackage(join(work, 'bad'), args), (error: Error & { stdout?: string; stderr?: string }) => {
-      assert.match(`${error.stdout}${error.stderr}`, reason);
-      return true;
-    });
 
   test('a domain without its certificate is refused with an explanation', async () => {
     await refused(['--param=domain=registry.example.com'], /needs --param="certificateArn=.*us-east-1/);
@@ -257,8 +269,11 @@ describe('the template', () => {
         .filter(([, policy]) => JSON.stringify(policy.Properties!.Roles) === JSON.stringify([{ Ref: 'IamRoleLambdaExecution' }]))
         .map(([, policy]) => policy.Properties!);
       const statements: Json[] = [...role.Policies, ...attached].flatMap((p: Json) => p.PolicyDocument.Statement);
-      const berth = statements.filter((s) => !list(s.Action).every((a: string) => a.startsWith('logs:')));
-      const logs = statements.filter((s) => !berth.includes(s));
+      // The framework's grant for verify's on-failure destination: the failure queue alone.
+      const destination = statements.filter((s) => list(s.Action).includes('sqs:SendMessage'));
+      assert.deepEqual(destination.map((s) => [s.Action, s.Resource]), [['sqs:SendMessage', { 'Fn::GetAtt': ['FailureQueue', 'Arn'] }]]);
+      const berth = statements.filter((s) => !list(s.Action).every((a: string) => a.startsWith('logs:')) && !destination.includes(s));
+      const logs = statements.filter((s) => !berth.includes(s) && !destination.includes(s));
       for (const s of statements) {
         assert.equal(s.Effect, 'Allow');
         for (const action of list(s.Action)) assert.ok(!action.includes('*'), `no wildcard action: ${action}`);
@@ -339,7 +354,8 @@ describe('the template', () => {
         `s3:ListBucket ${JSON.stringify({ 'Fn::GetAtt': ['Bucket', 'Arn'] })}`,
         ...['DescribeKeyValueStore', 'ListKeys', 'UpdateKeys'].map((a) => `cloudfront-keyvaluestore:${a} ${JSON.stringify({ 'Fn::GetAtt': ['KeyValueStore', 'Arn'] })}`),
         `lambda:InvokeFunction ${sub(`arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:berth-${stage}-gc`)}`,
-      ].sort(), 'reads and deletes, its state object, listings, itself');
+        `sqs:SendMessage ${JSON.stringify({ 'Fn::GetAtt': ['FailureQueue', 'Arn'] })}`,
+      ].sort(), 'reads and deletes, its state object, listings, itself, its failure destination');
       assert.deepEqual(statements.find((st) => list(st.Action).includes('s3:ListBucket'))!.Condition, { StringLike: { 's3:prefix': ['incoming/*', 'blobs/*', 'manifests/*'] } });
     }
   });
@@ -432,6 +448,147 @@ describe('the template', () => {
       (error: Error & { stdout?: string; stderr?: string; code?: number }) => error,
     );
     assert.ok(!(result instanceof Error), `cfn-lint failed:\n${result instanceof Error ? `${result.stdout}${result.stderr}` : ''}`);
+  });
+});
+
+describe('operations: throttling, concurrency, failures, alarms, access logs, versioning', () => {
+  const all = () => [plain, withDomain, otherStage, direct, directDomain];
+  /** The registry's own functions (the front door's custom resource is not one). */
+  const registryFunctions = (t: Template) => ofType(t, 'AWS::Lambda::Function').filter(([, f]) => String(f.Properties!.Handler).startsWith('dist/')).map(([name]) => name);
+  const FAILURE_QUEUE_ARN = { 'Fn::GetAtt': ['FailureQueue', 'Arn'] };
+
+  test('the HTTP API stage is throttled: rate and burst are parameters (100 and 200 by default)', () => {
+    for (const p of all()) {
+      const settings = one(p.template, 'AWS::ApiGatewayV2::Stage').Properties!.DefaultRouteSettings;
+      const expected = p === otherStage ? [20, 40] : [100, 200];
+      assert.deepEqual([settings.ThrottlingRateLimit, settings.ThrottlingBurstLimit], expected);
+      assert.equal(settings.DetailedMetricsEnabled, false, 'per-route metrics cost extra; the alarms use the API-wide ones');
+    }
+  });
+
+  test('the api function reserves concurrency only when asked; the others never', () => {
+    for (const p of all()) {
+      for (const name of registryFunctions(p.template)) {
+        const reserved = p.template.Resources[name].Properties!.ReservedConcurrentExecutions;
+        assert.equal(reserved, p === otherStage && name === 'ApiLambdaFunction' ? 50 : undefined, `${name}`);
+      }
+    }
+  });
+
+  test('verify and gc send failed asynchronous invocations to the failure queue (SQS, 14 days, encrypted); api has no destination', () => {
+    for (const p of all()) {
+      const t = p.template;
+      const configs = ofType(t, 'AWS::Lambda::EventInvokeConfig').map(([, r]) => r.Properties!);
+      assert.deepEqual(configs.map((c) => c.FunctionName.Ref).sort(), ['GcLambdaFunction', 'VerifyLambdaFunction']);
+      for (const c of configs) {
+        assert.deepEqual(c.DestinationConfig, { OnFailure: { Destination: FAILURE_QUEUE_ARN } });
+        assert.equal(c.Qualifier, '$LATEST');
+      }
+      const queue = one(t, 'AWS::SQS::Queue').Properties!;
+      assert.equal(queue.MessageRetentionPeriod, 14 * 24 * 3600, 'SQS\'s longest retention');
+      assert.equal(queue.SqsManagedSseEnabled, true);
+      assert.equal(queue.QueueName, `berth-${p.state.service.provider.stage}-failures`);
+      assert.deepEqual(t.Outputs.FailureQueueUrl.Value, { Ref: 'FailureQueue' });
+    }
+  });
+
+  test('every EventBridge target (gc\'s schedule, front-door uploads) has the failure queue as its dead-letter queue, which only those rules may use', () => {
+    for (const p of all()) {
+      const t = p.template;
+      const rules = ofType(t, 'AWS::Events::Rule');
+      assert.deepEqual(rules.map(([name]) => name).sort(), p === direct || p === directDomain ? ['GcSchedule'] : ['GcSchedule', 'IncomingUploadRule']);
+      for (const [name, rule] of rules) {
+        for (const target of rule.Properties!.Targets) assert.deepEqual(target.DeadLetterConfig, { Arn: FAILURE_QUEUE_ARN }, name);
+      }
+      const policy = one(t, 'AWS::SQS::QueuePolicy').Properties!;
+      assert.deepEqual(policy.Queues, [{ Ref: 'FailureQueue' }]);
+      assert.deepEqual(policy.PolicyDocument.Statement, [
+        {
+          Sid: 'EventBridgeDeadLetters',
+          Effect: 'Allow',
+          Principal: { Service: 'events.amazonaws.com' },
+          Action: 'sqs:SendMessage',
+          Resource: FAILURE_QUEUE_ARN,
+          Condition: { ArnEquals: { 'aws:SourceArn': rules.map(([name]) => ({ 'Fn::GetAtt': [name, 'Arn'] })) } },
+        },
+      ]);
+      const schedule = t.Resources.GcSchedule.Properties!;
+      assert.deepEqual(schedule.Targets.map((x: Json) => [x.Arn, x.Input]), [[{ 'Fn::GetAtt': ['GcLambdaFunction', 'Arn'] }, '{}']]);
+      const permission = ofType(t, 'AWS::Lambda::Permission').find(([, r]) => JSON.stringify(r.Properties!.SourceArn) === JSON.stringify({ 'Fn::GetAtt': ['GcSchedule', 'Arn'] }));
+      assert.ok(permission, 'EventBridge may invoke gc');
+      assert.deepEqual(permission[1].Properties!.FunctionName, { 'Fn::GetAtt': ['GcLambdaFunction', 'Arn'] });
+      assert.equal(permission[1].Properties!.Principal, 'events.amazonaws.com');
+    }
+  });
+
+  test('alarms on API 5xx, each function\'s errors and throttles, and the failure queue, to an SNS topic; e-mail only when given', () => {
+    for (const p of all()) {
+      const t = p.template;
+      const { stage } = p.state.service.provider;
+      const alarms = ofType(t, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties!);
+      const watched = alarms.map((a) => `${a.Namespace} ${a.MetricName} ${JSON.stringify(a.Dimensions)}`).sort();
+      const expected = [
+        `AWS/ApiGateway 5xx ${JSON.stringify([{ Name: 'ApiId', Value: { Ref: 'HttpApi' } }])}`,
+        `AWS/SQS ApproximateNumberOfMessagesVisible ${JSON.stringify([{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['FailureQueue', 'QueueName'] } }])}`,
+        ...registryFunctions(t).flatMap((name) =>
+          ['Errors', 'Throttles'].map((metric) => `AWS/Lambda ${metric} ${JSON.stringify([{ Name: 'FunctionName', Value: { Ref: name } }])}`),
+        ),
+      ].sort();
+      assert.deepEqual(watched, expected);
+      assert.equal(registryFunctions(t).length, 3, 'api, verify and gc');
+      for (const a of alarms) {
+        assert.match(a.AlarmName, new RegExp(`^berth-${stage}-`), 'named per stage');
+        assert.equal(a.Threshold, 1);
+        assert.equal(a.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+        assert.equal(a.Period, 300);
+        assert.equal(a.TreatMissingData, 'notBreaching', 'an idle registry is OK');
+        assert.deepEqual(a.AlarmActions, [{ Ref: 'AlarmTopic' }]);
+        assert.deepEqual(a.OKActions, [{ Ref: 'AlarmTopic' }]);
+      }
+      assert.equal(one(t, 'AWS::SNS::Topic').Properties!.TopicName, `berth-${stage}-alarms`);
+      assert.deepEqual(t.Outputs.AlarmTopicArn.Value, { Ref: 'AlarmTopic' });
+      const subscriptions = ofType(t, 'AWS::SNS::Subscription').map(([, r]) => r.Properties);
+      assert.deepEqual(subscriptions, p === otherStage ? [{ TopicArn: { Ref: 'AlarmTopic' }, Protocol: 'email', Endpoint: 'ops@example.com' }] : []);
+    }
+  });
+
+  test('HTTP API access logs: one JSON line per request without headers, in a log group kept 30 days', () => {
+    for (const p of all()) {
+      const t = p.template;
+      const settings = one(t, 'AWS::ApiGatewayV2::Stage').Properties!.AccessLogSettings;
+      assert.deepEqual(settings.DestinationArn, { 'Fn::GetAtt': ['HttpApiLogGroup', 'Arn'] });
+      const group = t.Resources.HttpApiLogGroup.Properties!;
+      assert.equal(group.RetentionInDays, 30);
+      assert.equal(group.LogGroupName, `/aws/http-api/berth-${p.state.service.provider.stage}`);
+      const fields = JSON.parse(settings.Format) as Record<string, string>;
+      for (const name of ['requestId', 'time', 'ip', 'method', 'path', 'status', 'bytes', 'integrationError']) assert.ok(fields[name], name);
+      for (const value of Object.values(fields)) {
+        assert.match(value, /^\$context\.[A-Za-z.]+$/, 'each field one $context variable');
+        assert.doesNotMatch(value, /header|authorizer/i, 'no credentials');
+      }
+    }
+  });
+
+  test('S3 versioning is a parameter (off: Suspended); old versions expire after s3NoncurrentDays, so gc still frees the bytes', () => {
+    for (const p of all()) {
+      const b = p.template.Resources.Bucket.Properties!;
+      assert.deepEqual(b.VersioningConfiguration, { Status: p === otherStage ? 'Enabled' : 'Suspended' });
+      const rule = b.LifecycleConfiguration.Rules.find((r: Json) => r.NoncurrentVersionExpiration);
+      assert.deepEqual(rule, {
+        Id: 'expire-noncurrent-versions',
+        Status: 'Enabled',
+        NoncurrentVersionExpiration: { NoncurrentDays: p === otherStage ? 7 : 30 },
+        ExpiredObjectDeleteMarker: true,
+      });
+    }
+  });
+
+  test('operational parameters out of range are refused with an explanation', async () => {
+    await refused(['--param=apiThrottleRate=0'], /apiThrottleRate=0" must be a whole number from 1 to 10000/);
+    await refused(['--param=apiThrottleBurst=lots'], /apiThrottleBurst=lots" must be a whole number from 1 to 5000/);
+    await refused(['--param=apiReservedConcurrency=-1'], /apiReservedConcurrency=-1" must be a whole number/);
+    await refused(['--param=alarmEmail=ops'], /alarmEmail=ops" is not an e-mail address/);
+    await refused(['--param=s3Versioning=sometimes'], /s3Versioning=sometimes" must be true or false/);
   });
 });
 

@@ -38,12 +38,19 @@ export async function allRepositories(metadata: MetadataStore): Promise<string[]
   return names;
 }
 
+/** Part of the stores to check: these repositories and these blob items. */
+export interface Scope {
+  repositories: string[];
+  digests: Digest[];
+}
+
 /**
  * Asserts that nothing reachable is missing: each tag's manifest exists; each manifest's child
  * manifests and linked blobs exist, with blob items and S3 bytes; each blob item has its bytes.
+ * Everything by default, or only the repositories and blob items of `scope`.
  */
-export async function assertConsistent(metadata: MetadataStore, blobs: BlobStore, what = ''): Promise<void> {
-  for (const name of await allRepositories(metadata)) {
+export async function assertConsistent(metadata: MetadataStore, blobs: BlobStore, what = '', scope?: Scope): Promise<void> {
+  for (const name of scope?.repositories ?? (await allRepositories(metadata))) {
     const contents = await metadata.readRepository(name);
     const manifests = new Set(contents.manifests.map((m) => m.digest));
     const links = new Set(contents.links.map((l) => l.digest));
@@ -58,6 +65,13 @@ export async function assertConsistent(metadata: MetadataStore, blobs: BlobStore
       assert.ok(blob, `${what}: link ${name}@${link.digest} has no blob item`);
       assert.notEqual(await blobs.size(blob.key), undefined, `${what}: blob ${link.digest} (linked by ${name}) has no bytes`);
     }
+  }
+  if (scope) {
+    for (const digest of scope.digests) {
+      const blob = await metadata.getBlob(digest);
+      if (blob) assert.notEqual(await blobs.size(blob.key), undefined, `${what}: blob item ${digest} has no bytes`);
+    }
+    return;
   }
   let last: string | undefined;
   do {

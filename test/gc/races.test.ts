@@ -14,6 +14,7 @@ import type { DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import { startRegistry, type TestRegistry } from '../support/stack.js';
 import { Api, imageManifest, sha256, uniqueRepo } from '../http/helpers.js';
 import { assertConsistent, storesOf } from './helpers.js';
+import { faulty, InjectedFault } from '../support/faults.js';
 
 let stack: TestRegistry;
 let api: Api;
@@ -27,25 +28,6 @@ before(async () => {
 after(() => stack.stop());
 
 const DAY = 24 * 3600 * 1000;
-
-/** Thrown by a store call chosen to fail. */
-class InjectedFault extends Error {}
-
-/** Wraps a store so that its `failAt`-th call of a writing method throws before reaching the back end. */
-function faulty<T extends object>(store: T, counter: { calls: number; failAt: number }, methods: readonly string[]): T {
-  return new Proxy(store, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver);
-      if (typeof value !== 'function') return value;
-      if (!methods.includes(String(property))) return value.bind(target);
-      return async (...args: unknown[]) => {
-        counter.calls++;
-        if (counter.calls === counter.failAt) throw new InjectedFault(`fault injected at ${String(property)}`);
-        return value.apply(target, args);
-      };
-    },
-  });
-}
 
 const WRITES = ['collect', 'deleteReferrer', 'deleteRepository', 'deleteUpload', 'deleteBlobLink', 'put', 'delete', 'abortMultipart'];
 
@@ -75,9 +57,9 @@ describe('garbage collection under faults and load', () => {
     const later = Date.now() + 8 * DAY;
     let failures = 0;
     for (let failAt = 1; ; failAt++) {
-      const counter = { calls: 0, failAt };
-      const wrappedMetadata = faulty(metadata as MetadataStore, counter, WRITES);
-      const wrappedBlobs = faulty(blobs, counter, WRITES);
+      const counter = { calls: 0, failAt, methods: WRITES };
+      const wrappedMetadata = faulty(metadata as MetadataStore, counter);
+      const wrappedBlobs = faulty(blobs, counter);
       const collector = new GarbageCollector(wrappedMetadata, wrappedBlobs, new UploadSessions(wrappedMetadata, wrappedBlobs));
       try {
         const report = await collector.run({ graceMs: 0, now: () => later });

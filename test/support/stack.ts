@@ -102,6 +102,25 @@ export async function startRegistry(
   wrapStore: (store: BlobStore) => BlobStore = (store) => store,
 ): Promise<TestRegistry> {
   const backends = await startBackends(overrides);
+  const served = await serveRegistry(backends, wrap, wrapStore);
+  return {
+    ...served,
+    async stop() {
+      await served.stop();
+      await backends.stop();
+    },
+  };
+}
+
+/**
+ * A registry server on back ends that are already running (another process of the same
+ * deployment, or the one started after a crash); `stop` closes the server and leaves the back ends.
+ */
+export async function serveRegistry(
+  backends: Backends,
+  wrap: StoreWrapper = (store) => store,
+  wrapStore: (store: BlobStore) => BlobStore = (store) => store,
+): Promise<TestRegistry> {
   const registry = registryFor(backends.config, wrap, wrapStore);
   const log: string[] = [];
   const server = createRegistryServer(registry, { log: (line) => log.push(line) });
@@ -117,7 +136,6 @@ export async function startRegistry(
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await backends.stop();
     },
   };
 }
