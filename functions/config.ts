@@ -102,3 +102,28 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         : undefined,
   };
 }
+
+/**
+ * Refuses `redirect` delivery to an S3 endpoint on one of the registry's own host names (or a
+ * subdomain of one): Go's HTTP client (docker, crane, skopeo, containerd) sends the request's
+ * `Authorization` (a password in Basic credentials) along with a redirect to the same host name or
+ * a subdomain, whatever the port (net/http `shouldCopyHeaderOnRedirect`), so the S3 server would
+ * receive, and log, the user's credentials. Port and case are ignored, as Go ignores them.
+ * @param registryHosts host names (or addresses) clients may use for the registry.
+ * @throws ConfigError naming the endpoint and the host name.
+ */
+export function checkRedirectTarget(config: Config, registryHosts: readonly string[]): void {
+  if (config.delivery !== 'redirect' || !config.s3.endpoint) return;
+  const s3Host = hostName(new URL(config.s3.endpoint).hostname);
+  const clash = registryHosts.map(hostName).find((host) => s3Host === host || s3Host.endsWith(`.${host}`));
+  if (clash === undefined) return;
+  throw new ConfigError(
+    `invalid configuration: BERTH_BLOB_DELIVERY=redirect would send clients to BERTH_S3_ENDPOINT ${config.s3.endpoint}, on the registry's own host name ${clash}, and Go clients (docker, crane, skopeo) send the user's Authorization (password) along to it: use BERTH_BLOB_DELIVERY=stream, or an S3 endpoint under another host name`,
+  );
+}
+
+/** A host name or address as Go compares them: lower case, without port or IPv6 brackets. */
+function hostName(host: string): string {
+  return host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+}
+

@@ -18,9 +18,10 @@
  */
 import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig, type Config } from '../../functions/config.js';
+import { checkRedirectTarget, ConfigError, loadConfig, type Config } from '../../functions/config.js';
 import { DEFAULT_GRACE_MS, parseDuration } from '../../functions/core/gc.js';
 import { registryFor } from '../../functions/wiring.js';
 import { createCloudFrontEmulator } from './cloudfront-emulator.js';
@@ -50,6 +51,15 @@ README.md ("Local server") explains each.`;
 /** Whether `host` is this machine only (an IPv4 127.x address, ::1 or localhost). */
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * The names and addresses clients may use for a server listening on `host`: itself, and on every
+ * interface also `localhost` and this machine's name and addresses.
+ */
+function registryHostNames(host: string): string[] {
+  if (host !== '0.0.0.0' && host !== '::') return [host];
+  return [host, 'localhost', hostname(), ...Object.values(networkInterfaces()).flat().flatMap((a) => (a ? [a.address] : []))];
 }
 
 /** Ends the process with one line a person can act on, no stack trace. */
@@ -123,6 +133,8 @@ try {
   }
   // Checked in both modes: the bundled handler reads the same variables, but only on its first request.
   config = loadConfig();
+  // The embedded S3 is part of this process; another S3 server on this host name would see passwords.
+  if (external) checkRedirectTarget(config, registryHostNames(host));
   gcTimer = gcSettings();
 } catch (error) {
   await emulators?.stop();
