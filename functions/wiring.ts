@@ -34,6 +34,7 @@ export function registryFor(
     dispatch: config.verifyFunction ? lambdaDispatch(config.verifyFunction, config.s3.region) : undefined,
     maxChunk: config.maxChunk,
     pathKey: pathKeySource(config),
+    hosts: config.hosts,
   });
 }
 

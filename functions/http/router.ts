@@ -112,11 +112,11 @@ async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpR
     // Optional groups that did not take part (an upload URL without an id) are empty, not undefined.
     const params = Object.fromEntries(Object.entries(match.groups ?? {}).map(([k, v]) => [k, v ?? ''])) as RouteParams;
     if (params.name !== undefined) parseRepositoryName(params.name);
-    const realm = realmOf(request);
+    const realm = realmOf(request, registry.hosts);
     const authorization = request.headers.authorization;
     const caller = needs === 'public' ? PUBLIC : await registry.auth.caller(authorization, realm, request.sourceIp);
     if (typeof needs === 'function') await registry.auth.require(caller, needs(params), realm, authorization, wants?.(request));
-    return handler(registry, { ...request, caller }, params);
+    return handler(registry, { ...request, caller, realm }, params);
   }
   throw fail('UNSUPPORTED', 'no such endpoint', { path: path.slice(0, 200) }, { status: 404 });
 }

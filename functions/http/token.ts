@@ -8,23 +8,22 @@ import { parseScopes } from '../auth/access.js';
 import { readLimited } from '../core/body.js';
 import { fail } from '../core/errors.js';
 import type { Registry } from '../core/registry.js';
-import { realmOf } from './realm.js';
-import { json, type HttpRequest, type HttpResponse } from './types.js';
+import { json, type AuthorizedRequest, type HttpResponse } from './types.js';
 
 /** Token responses must not be cached by intermediaries. */
 const NO_STORE = { 'Cache-Control': 'no-store' };
 
 /** GET /token?service=&scope=&offline_token= */
-export async function getToken(registry: Registry, request: HttpRequest): Promise<HttpResponse> {
-  const { host } = realmOf(request);
+export async function getToken(registry: Registry, request: AuthorizedRequest): Promise<HttpResponse> {
+  const { host } = request.realm;
   const scopes = parseScopes(request.query.getAll('scope'), host);
   const offline = request.query.get('offline_token') === 'true';
   return json(200, await registry.auth.tokenForBasic(request.headers.authorization, scopes, host, offline, request.sourceIp), NO_STORE);
 }
 
 /** POST /token (application/x-www-form-urlencoded) */
-export async function postToken(registry: Registry, request: HttpRequest): Promise<HttpResponse> {
-  const { host } = realmOf(request);
+export async function postToken(registry: Registry, request: AuthorizedRequest): Promise<HttpResponse> {
+  const { host } = request.realm;
   const form = new URLSearchParams((await readLimited(request.body, 64 * 1024, 'token request')).toString('utf8'));
   const scopes = parseScopes(form.getAll('scope'), host);
   const grant = form.get('grant_type');

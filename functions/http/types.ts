@@ -3,7 +3,7 @@
  * local server translate their own request objects into these and back.
  */
 import type { Readable } from 'node:stream';
-import type { Caller } from '../auth/service.js';
+import type { Caller, Realm } from '../auth/service.js';
 import type { BodyStream } from '../core/body.js';
 
 /** A request as every handler sees it, whichever transport carried it. */
@@ -36,6 +36,8 @@ export interface HttpResponse {
 /** A request whose caller has been identified by the router. */
 export interface AuthorizedRequest extends HttpRequest {
   caller: Caller;
+  /** Where the token service is and whom tokens are for: the registry's host as the client named it (http/realm.ts). */
+  realm: Realm;
 }
 
 /** Path parameters of a matched route, already validated against the spec's grammar. */

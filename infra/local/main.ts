@@ -39,6 +39,7 @@ Serves the registry, by default at http://localhost:5000 on embedded DynamoDB an
   BERTH_OPEN=1               serve anonymous full access beyond this machine (HOST other than loopback)
   BERTH_DATA_DIR             the data folder (./.berth); one server at a time
   BERTH_AUTH                 off (anonymous full access, like registry:2; the default) or required
+  BERTH_HOSTS                host names clients use (registry.example.com,…): tokens only for these
   BERTH_S3_ENDPOINT, BERTH_DYNAMODB_ENDPOINT   other back ends instead of the embedded ones (both)
   BERTH_TABLE, BERTH_BUCKET, AWS_REGION, BERTH_BLOB_DELIVERY, BERTH_PART_SIZE, BERTH_MAX_CHUNK
   BERTH_GC_INTERVAL          how often garbage collection runs (24h; first run 10 minutes after start, or
@@ -80,6 +81,8 @@ if (!/^\d{1,5}$/.test(process.env.PORT ?? '5000') || port > 65535) fatal(`invali
 const dataDir = resolve(process.env.BERTH_DATA_DIR ?? '.berth');
 const idleSeconds = Number(process.env.BERTH_BODY_IDLE_TIMEOUT ?? BODY_IDLE_MS / 1000);
 if (!(idleSeconds > 0)) fatal(`invalid configuration: BERTH_BODY_IDLE_TIMEOUT: not a positive number of seconds: ${process.env.BERTH_BODY_IDLE_TIMEOUT}`, 2);
+// Told its host names, the server still answers to this machine's own (the CLI, a local client).
+if (process.env.BERTH_HOSTS) process.env.BERTH_HOSTS += ',localhost,127.0.0.1,[::1]';
 // Like registry:2, anonymous full access unless BERTH_AUTH=required.
 process.env.BERTH_AUTH ??= 'off';
 const loginsRequired = process.env.BERTH_AUTH === 'required';
