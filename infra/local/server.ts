@@ -3,6 +3,7 @@
  * router the Lambda entry uses, streaming request bodies into the core (a layer of any size
  * needs only a few S3 parts of memory) and blob bodies back out. One log line per request.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { finished, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +11,7 @@ import { fail } from '../../functions/core/errors.js';
 import type { Registry } from '../../functions/core/registry.js';
 import { route } from '../../functions/http/router.js';
 import type { HttpRequest } from '../../functions/http/types.js';
+import type { AuditSink } from '../../functions/http/audit.js';
 
 /** Where request log lines go (stdout by default). */
 export type RequestLog = (line: string) => void;
@@ -22,6 +24,8 @@ export interface ServerOptions {
   log?: RequestLog;
   /** A request body from which no byte arrives for this long fails (400, connection closed). */
   bodyIdleMs?: number;
+  /** Where audit records go (default: JSON lines on stdout, http/audit.ts). */
+  audit?: AuditSink;
 }
 
 /**
@@ -30,12 +34,14 @@ export interface ServerOptions {
  * no bound on a whole request, since an upload of a large layer may take long.
  */
 export function createRegistryServer(registry: Registry, options: ServerOptions = {}): Server {
-  const settings = { log: options.log ?? console.log, bodyIdleMs: options.bodyIdleMs ?? BODY_IDLE_MS };
+  const settings = { log: options.log ?? console.log, bodyIdleMs: options.bodyIdleMs ?? BODY_IDLE_MS, audit: options.audit };
   const server = createServer((req, res) => void serve(registry, req, res, settings));
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   return server;
 }
+
+type ServerSettings = Required<Omit<ServerOptions, 'audit'>> & Pick<ServerOptions, 'audit'>;
 
 interface BodyState {
   /** Body bytes the handler read. */
@@ -44,13 +50,13 @@ interface BodyState {
   stalled: boolean;
 }
 
-async function serve(registry: Registry, req: IncomingMessage, res: ServerResponse, settings: Required<ServerOptions>): Promise<void> {
+async function serve(registry: Registry, req: IncomingMessage, res: ServerResponse, settings: ServerSettings): Promise<void> {
   const { log } = settings;
   const started = performance.now();
   const received: BodyState = { bytes: 0, stalled: false };
   const request = toRequest(req, received, settings.bodyIdleMs);
   let sent = 0;
-  const response = await route(registry, request);
+  const response = await route(registry, request, { audit: settings.audit });
   // The rest of a stalled body may never come: answer, then close the connection rather than wait for it.
   res.writeHead(response.status, received.stalled ? { ...response.headers, connection: 'close' } : response.headers);
   try {
@@ -92,6 +98,7 @@ function toRequest(req: IncomingMessage, received: BodyState, bodyIdleMs: number
     body: { chunks: clientBody(req, received, bodyIdleMs), length: length === undefined ? undefined : Number(length) },
     // The peer of the connection: X-Forwarded-For is the client's to write, so it is not used.
     sourceIp: req.socket.remoteAddress ?? '',
+    requestId: randomUUID(),
   };
 }
 
