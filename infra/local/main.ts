@@ -13,7 +13,7 @@
  *
  * Environment: `PORT` (5000), `HOST` (127.0.0.1; 0.0.0.0 with `BERTH_AUTH=required`; any other
  * address without logins needs `BERTH_OPEN=1`), `BERTH_DATA_DIR` (./.berth),
- * `BERTH_EMULATE_LAMBDA`, `BERTH_FRONT_DOOR`, and the variables of functions/config.ts. Mistakes a person can fix (a
+ * `BERTH_EMULATE_LAMBDA`, `BERTH_FRONT_DOOR`, `BERTH_TLS_CERT` and `BERTH_TLS_KEY` (HTTPS, infra/local/tls.ts), and the variables of functions/config.ts. Mistakes a person can fix (a
  * bad value, a port in use, a data folder another server holds) end it with one line on stderr.
  */
 import type { Server, ServerResponse } from 'node:http';
@@ -28,6 +28,7 @@ import { createCloudFrontEmulator } from './cloudfront-emulator.js';
 import { DataDirInUse, EMULATOR_CREDENTIALS, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
 import { asyncInvoker, bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes, VERIFY_BUNDLE } from './lambda-emulator.js';
 import { BODY_IDLE_MS, createRegistryServer } from './server.js';
+import { loadTls, TlsError, type TlsFiles } from './tls.js';
 
 // The local stack runs on the machine's Node 20 by design; the SDK's notice about Node 22 is for Lambda.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -40,6 +41,7 @@ Serves the registry, by default at http://localhost:5000 on embedded DynamoDB an
   BERTH_DATA_DIR             the data folder (./.berth); one server at a time
   BERTH_AUTH                 off (anonymous full access, like registry:2; the default) or required
   BERTH_HOSTS                host names clients use (registry.example.com,…): tokens only for these
+  BERTH_TLS_CERT, BERTH_TLS_KEY   PEM certificate (chain) and key: HTTPS on the same port
   BERTH_S3_ENDPOINT, BERTH_DYNAMODB_ENDPOINT   other back ends instead of the embedded ones (both)
   BERTH_TABLE, BERTH_BUCKET, AWS_REGION, BERTH_BLOB_DELIVERY, BERTH_PART_SIZE, BERTH_MAX_CHUNK
   BERTH_GC_INTERVAL          how often garbage collection runs (24h; first run 10 minutes after start, or
@@ -95,6 +97,14 @@ if (openToNetwork && process.env.BERTH_OPEN !== '1') {
 }
 const emulateLambda = process.env.BERTH_EMULATE_LAMBDA === '1';
 const frontDoor = emulateLambda && process.env.BERTH_FRONT_DOOR !== '0';
+let tls: TlsFiles | undefined;
+try {
+  tls = await loadTls();
+} catch (error) {
+  if (error instanceof TlsError) fatal(error.message, 2);
+  throw error;
+}
+if (tls && emulateLambda) fatal('BERTH_TLS_CERT and BERTH_TLS_KEY serve the plain server; the emulated deployment (BERTH_EMULATE_LAMBDA=1) speaks HTTP, as CloudFront\'s TLS is not emulated', 2);
 let kvsFile = '';
 
 const external = Boolean(process.env.BERTH_S3_ENDPOINT && process.env.BERTH_DYNAMODB_ENDPOINT);
@@ -149,7 +159,7 @@ if (emulateLambda) ensureBundle();
 
 /** The front end the clients talk to: CloudFront before API Gateway, API Gateway alone, or the plain server. */
 async function frontEnd(): Promise<Server> {
-  if (!emulateLambda) return createRegistryServer(registryFor(config), { bodyIdleMs: idleSeconds * 1000 });
+  if (!emulateLambda) return createRegistryServer(registryFor(config), { bodyIdleMs: idleSeconds * 1000, tls });
   const gateway = createLambdaEmulator({ loadHandler: bundleLoader() });
   if (!frontDoor) return gateway;
   await new Promise<void>((done) => gateway.listen(0, '127.0.0.1', done));
@@ -191,8 +201,9 @@ server.listen(port, host, () => {
       ? '; bundled Lambda handler behind an emulated API Gateway HTTP API'
       : '';
   const mode = loginsRequired ? 'logins required' : 'anonymous full access (no logins; BERTH_AUTH=required asks for them)';
-  const address = `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}${isLoopback(host) ? ' (this machine only)' : ['0.0.0.0', '::'].includes(host) ? ' (every interface)' : ''}`;
+  const address = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}${isLoopback(host) ? ' (this machine only)' : ['0.0.0.0', '::'].includes(host) ? ' (every interface)' : ''}`;
   console.log(`berth: registry listening on ${address}; ${mode}; ${where}${how}`);
+  if (tls && tls.validTo.getTime() < Date.now()) console.error(`berth: WARNING: the certificate in BERTH_TLS_CERT expired on ${tls.validTo.toISOString()}: clients will refuse it`);
   if (openToNetwork) console.error(`berth: WARNING: BERTH_OPEN=1: anyone who can reach ${address} can pull, push and delete without logging in`);
 });
 

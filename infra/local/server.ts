@@ -1,11 +1,13 @@
 /**
- * The local / self-hosted transport: a `node:http` server that hands each request to the same
+ * The local / self-hosted transport: a `node:http` (or, with a certificate, `node:https`) server that hands each request to the same
  * router the Lambda entry uses, streaming request bodies into the core (a layer of any size
  * needs only a few S3 parts of memory) and blob bodies back out. One log line per request.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { finished, Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
 import { fail } from '../../functions/core/errors.js';
 import type { Registry } from '../../functions/core/registry.js';
@@ -26,6 +28,8 @@ export interface ServerOptions {
   bodyIdleMs?: number;
   /** Where audit records go (default: JSON lines on stdout, http/audit.ts). */
   audit?: AuditSink;
+  /** Certificate and key (PEM): HTTPS instead of HTTP, on the same port. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 /**
@@ -35,13 +39,14 @@ export interface ServerOptions {
  */
 export function createRegistryServer(registry: Registry, options: ServerOptions = {}): Server {
   const settings = { log: options.log ?? console.log, bodyIdleMs: options.bodyIdleMs ?? BODY_IDLE_MS, audit: options.audit };
-  const server = createServer((req, res) => void serve(registry, req, res, settings));
+  const handle = (req: IncomingMessage, res: ServerResponse) => void serve(registry, req, res, settings);
+  const server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handle) : createServer(handle);
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   return server;
 }
 
-type ServerSettings = Required<Omit<ServerOptions, 'audit'>> & Pick<ServerOptions, 'audit'>;
+type ServerSettings = Required<Omit<ServerOptions, 'audit' | 'tls'>> & Pick<ServerOptions, 'audit'>;
 
 interface BodyState {
   /** Body bytes the handler read. */
@@ -90,7 +95,7 @@ function toRequest(req: IncomingMessage, received: BodyState, bodyIdleMs: number
   const length = headers['content-length'];
   return {
     // Behind a TLS-terminating proxy the client's scheme arrives in X-Forwarded-Proto.
-    scheme: headers['x-forwarded-proto'] === 'https' ? 'https' : 'http',
+    scheme: (req.socket as TLSSocket).encrypted || headers['x-forwarded-proto'] === 'https' ? 'https' : 'http',
     method: req.method ?? 'GET',
     path: q < 0 ? url : url.slice(0, q),
     query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
