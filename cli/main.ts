@@ -23,8 +23,9 @@
  * `--stage <stage> [--region <region>]` on that deployed stage's table, with the operator's AWS
  * credentials.
  */
-import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { appendFile, readFile } from 'node:fs/promises';
+import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { accountName, repositoryPattern, ROBOT_PREFIX, ROLES, type Account, type Role } from '../functions/auth/accounts.js';
@@ -38,6 +39,7 @@ import { Manifests } from '../functions/core/manifests.js';
 import { Repositories } from '../functions/core/repositories.js';
 import { Retention } from '../functions/core/retention.js';
 import { UploadSessions } from '../functions/core/sessions.js';
+import type { AuditRecord } from '../functions/http/audit.js';
 import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dynamodb.js';
 import type { BlobStore, RetentionRule } from '../functions/storage/ports.js';
 import { countRequests } from '../functions/storage/requests.js';
@@ -134,6 +136,8 @@ interface Target {
   auth?: string;
   /** Where the server runs, for messages. */
   where: string;
+  /** Where account changes are recorded locally (undefined: on stderr). */
+  auditFile?: string;
 }
 
 let options: ReturnType<typeof parseCommandLine>['values'] = {};
@@ -147,7 +151,43 @@ async function main(): Promise<void> {
   // Two-word commands (`user add`), then one-word ones (`rm <ref>`, `du`, `gc`).
   const [run, rest] = COMMANDS[`${group} ${command}`] ? [COMMANDS[`${group} ${command}`], args] : [COMMANDS[group], commandLine.positionals.slice(1)];
   if (!run) throw new UsageError(`unknown command: ${commandLine.positionals.join(' ').slice(0, 100)} (see berth --help)`);
-  return run(await openStore(), rest);
+  const target = await openStore();
+  await run(target, rest);
+  const action = ACCOUNT_ACTIONS[`${group} ${command}`];
+  if (action) await audit(target, action, (group === 'robot' ? ROBOT_PREFIX : '') + rest[0]);
+}
+
+/** Commands that change an account, by the audit trail's name for them. */
+const ACCOUNT_ACTIONS: Record<string, string> = {
+  'user add': 'account.add',
+  'user passwd': 'account.passwd',
+  'user revoke': 'account.revoke',
+  'user unlock': 'account.unlock',
+  'user remove': 'account.remove',
+  'robot add': 'account.add',
+  'robot rotate': 'account.rotate',
+  'robot remove': 'account.remove',
+};
+
+/**
+ * The audit record of an account change made here (the shape of the server's, http/audit.ts): the
+ * account is the operator (`cli:<OS user>`), the reference the account changed. Locally appended
+ * to `<BERTH_DATA_DIR>/audit.log`; for a stage, printed on stderr (the operator's own log).
+ */
+async function audit(target: Target, action: string, account: string): Promise<void> {
+  const record: AuditRecord = {
+    time: new Date().toISOString(),
+    requestId: randomUUID(),
+    account: `cli:${userInfo().username}`,
+    sourceIp: hostname(),
+    action,
+    reference: account,
+    status: 200,
+    bytes: 0,
+  };
+  const line = `${JSON.stringify(record)}\n`;
+  if (target.auditFile) await appendFile(target.auditFile, line, { mode: 0o600 });
+  else process.stderr.write(line);
 }
 
 /** The commands by `<group> <command>`, with the arguments after those two words. */
@@ -501,6 +541,7 @@ async function openStore(): Promise<Target> {
     requests: () => ({ dynamodb: dynamoRequests(), s3: s3Requests() }),
     auth: env.BERTH_AUTH,
     where: dataDir,
+    auditFile: resolve(dataDir, 'audit.log'),
   };
 }
 

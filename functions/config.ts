@@ -20,14 +20,18 @@
  * | `BERTH_UPLOAD_KEY_SECRET`  | …or the Secrets Manager secret (ARN or name) holding it   |              |
  * | `BERTH_UPLOAD_KEY_VERSION` | its version, `upload-key-<version>` in the CloudFront KeyValueStore | `1` |
  * | `BERTH_KEY_VALUE_STORE`    | front door: the distribution's KeyValueStore (ARN), or `file:<path>` (the emulated one), where used upload URLs are marked (unset: not marked) | |
+ * | `BERTH_HOSTS`              | comma-separated host names (`name` or `name:port`) clients may use; tokens are issued and accepted for these only (unset: any) | |
  */
 import { z } from 'zod';
 import type { AuthMode } from './auth/service.js';
+import { hostName } from './http/realm.js';
 import type { BlobDelivery } from './core/blobs.js';
 import type { DynamoSettings } from './storage/dynamodb.js';
 import type { S3Settings } from './storage/s3.js';
 
 const MiB = 1024 * 1024;
+/** A host name or address, with an optional port, as a `Host` header names it. */
+const HOST_NAME = /^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/;
 
 const schema = z.object({
   BERTH_TABLE: z.string().min(3).default('berth'),
@@ -46,6 +50,11 @@ const schema = z.object({
   BERTH_UPLOAD_KEY_SECRET: z.string().min(1).optional(),
   BERTH_UPLOAD_KEY_VERSION: z.coerce.number().int().min(1).max(9999).default(1),
   BERTH_KEY_VALUE_STORE: z.string().regex(/^(arn:aws[a-z-]*:cloudfront::\d{12}:key-value-store\/[0-9a-f-]+|file:.+)$/, 'a KeyValueStore ARN or file:<path>').optional(),
+  BERTH_HOSTS: z
+    .string()
+    .transform((list) => list.split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== ''))
+    .pipe(z.array(z.string().regex(HOST_NAME, 'a host name, or name:port')).min(1))
+    .optional(),
 });
 
 /** Everything the registry needs to reach its storage. */
@@ -65,6 +74,8 @@ export interface Config {
   uploadKey?: { kind: 'inline'; base64: string; version: number } | { kind: 'secret'; id: string; version: number };
   /** Where used upload URLs are marked for the edge: a KeyValueStore ARN or `file:<path>`. */
   keyValueStore?: string;
+  /** The host names (lower case, `name` or `name:port`) the registry answers to; undefined: any. */
+  hosts?: string[];
 }
 
 /** An environment variable with a value Berth cannot use; the message names each one (one line). */
@@ -105,5 +116,26 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         ? { kind: 'secret', id: c.BERTH_UPLOAD_KEY_SECRET, version: c.BERTH_UPLOAD_KEY_VERSION }
         : undefined,
     keyValueStore: c.BERTH_KEY_VALUE_STORE,
+    hosts: c.BERTH_HOSTS,
   };
 }
+
+/**
+ * Refuses `redirect` delivery to an S3 endpoint on one of the registry's own host names (or a
+ * subdomain of one): Go's HTTP client (docker, crane, skopeo, containerd) sends the request's
+ * `Authorization` (a password in Basic credentials) along with a redirect to the same host name or
+ * a subdomain, whatever the port (net/http `shouldCopyHeaderOnRedirect`), so the S3 server would
+ * receive, and log, the user's credentials. Port and case are ignored, as Go ignores them.
+ * @param registryHosts host names (or addresses) clients may use for the registry, besides `BERTH_HOSTS`.
+ * @throws ConfigError naming the endpoint and the host name.
+ */
+export function checkRedirectTarget(config: Config, registryHosts: readonly string[]): void {
+  if (config.delivery !== 'redirect' || !config.s3.endpoint) return;
+  const s3Host = hostName(new URL(config.s3.endpoint).hostname);
+  const clash = [...registryHosts, ...(config.hosts ?? [])].map(hostName).find((host) => s3Host === host || s3Host.endsWith(`.${host}`));
+  if (clash === undefined) return;
+  throw new ConfigError(
+    `invalid configuration: BERTH_BLOB_DELIVERY=redirect would send clients to BERTH_S3_ENDPOINT ${config.s3.endpoint}, on the registry's own host name ${clash}, and Go clients (docker, crane, skopeo) send the user's Authorization (password) along to it: use BERTH_BLOB_DELIVERY=stream, or an S3 endpoint under another host name`,
+  );
+}
+

@@ -37,6 +37,7 @@ export function registryFor(
     maxChunk: config.maxChunk,
     pathKey: pathKeySource(config),
     spent,
+    hosts: config.hosts,
   });
 }
 

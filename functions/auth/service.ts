@@ -45,6 +45,8 @@ export interface Realm {
 
 /** The caller of one request and what it may do. */
 export interface Caller {
+  /** The authenticated account's name; undefined: anonymous, or no logins (`BERTH_AUTH=off`). */
+  readonly account: string | undefined;
   /** Whether `action` on `repository` is allowed. */
   may(repository: string, action: string): Promise<boolean>;
   /** Whether the caller may pull `repository` (for filtering listings). */
@@ -58,7 +60,7 @@ export interface Caller {
   mayAdminister(): boolean;
 }
 
-const EVERYTHING: Caller = { may: async () => true, mayPull: async () => true, mayBrowse: () => true, mayAdminister: () => true };
+const EVERYTHING: Caller = { account: undefined, may: async () => true, mayPull: async () => true, mayBrowse: () => true, mayAdminister: () => true };
 
 /** The scope of the admin routes (`/v2/_berth/…`). */
 export const ADMIN_SCOPE = { type: 'registry', name: 'berth', actions: ['admin'] } as const;
@@ -97,6 +99,7 @@ export class Auth {
       const { subject, access } = await this.tokens.verifyAccess(value, realm.host).catch(rethrowWith(this.challenge(realm, [])));
       let account: Promise<Account | undefined> | undefined;
       return {
+        account: subject || undefined,
         may: async (repository, action) => allows(access, 'repository', repository, action),
         mayPull: async (repository) => this.permits((account ??= this.accountOf(subject)), repository, 'pull'),
         mayBrowse: () => allows(access, 'registry', 'catalog', '*') || allows(access, 'registry', 'catalog', 'search'),
@@ -107,6 +110,7 @@ export class Auth {
     let account: Account | undefined;
     if (scheme === 'basic') account = await this.login(...decodeBasic(value), source).catch(rethrowWith(this.challenge(realm, [])));
     return {
+      account: account?.name,
       may: async (repository, action) => this.permits(account, await this.repository(repository), action),
       mayPull: async (repository) => this.permits(account, repository, 'pull'),
       mayBrowse: () => true,
@@ -260,6 +264,17 @@ function splitAuthorization(header: string | undefined): [string | undefined, st
   const space = header.indexOf(' ');
   if (space < 0) return [header.toLowerCase(), ''];
   return [header.slice(0, space).toLowerCase(), header.slice(space + 1).trim()];
+}
+
+/** The user name of Basic credentials in `authorization` (never the password); undefined without them, or malformed. */
+export function basicUserName(authorization: string | undefined): string | undefined {
+  const [scheme, value] = splitAuthorization(authorization);
+  if (scheme !== 'basic') return undefined;
+  try {
+    return decodeBasic(value)[0];
+  } catch {
+    return undefined;
+  }
 }
 
 function decodeBasic(value: string): [string, string] {

@@ -38,6 +38,8 @@ export interface Registry {
   search: Search;
   gc: GarbageCollector;
   repositories: Repositories;
+  /** The host names the registry answers to (BERTH_HOSTS, lower case, `name` or `name:port`); undefined: any. */
+  hosts?: readonly string[];
 }
 
 /** Wires the services onto the stores. */
@@ -58,6 +60,8 @@ export function createRegistry(
     spent?: SpentUploads;
     /** Requests the stores have sent so far (for the collector's report); undefined: not counted. */
     requests?: () => { dynamodb: number; s3: number };
+    /** See {@link Registry.hosts}. */
+    hosts?: readonly string[];
   },
 ): Registry {
   const sessions = new UploadSessions(metadata, store);
@@ -70,6 +74,7 @@ export function createRegistry(
   const manifests = new Manifests(metadata, store, frontDoor, immutable);
   return {
     maxChunk: options.maxChunk,
+    hosts: options.hosts,
     dispatchVerification: dispatch,
     auth: new Auth(options.auth, tokens, metadata, metadata),
     sessions,

@@ -20,6 +20,7 @@ export function requestFromEvent(event: APIGatewayProxyEventV2): HttpRequest {
     headers,
     body: bodyOf(body),
     sourceIp: event.requestContext.http.sourceIp ?? '',
+    requestId: event.requestContext.requestId ?? '',
   };
 }
 

@@ -17,6 +17,7 @@ import { ADMIN_SCOPE, type Caller } from '../auth/service.js';
 import { adminCollect, adminDeleteRepository, adminRepositories, adminTags, adminUsage } from './admin.js';
 import { realmOf } from './realm.js';
 import { appendChunk, cancelUpload, finishUpload, startUpload, uploadStatus } from './uploads.js';
+import { auditLogger, auditRecord, countedBody, startTrail, type AuditSink, type Trail } from './audit.js';
 
 type Handler = (registry: Registry, request: AuthorizedRequest, params: RouteParams) => Promise<HttpResponse>;
 /**
@@ -80,24 +81,55 @@ const routes: Route[] = [
   { pattern: /^\/v2\/(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: [listReferrers, pull] } },
 ];
 
+/** What each state-changing endpoint does, as the audit trail names it (http/audit.ts refines some by outcome). */
+const ACTIONS = new Map<Handler, string>([
+  [startUpload, 'blob.upload.start'],
+  [appendChunk, 'blob.upload.chunk'],
+  [finishUpload, 'blob.push'],
+  [cancelUpload, 'blob.upload.cancel'],
+  [startDirect, 'blob.upload.start'],
+  [completeDirect, 'blob.push'],
+  [cancelDirect, 'blob.upload.cancel'],
+  [deleteBlob, 'blob.delete'],
+  [putManifest, 'manifest.push'],
+  [deleteManifest, 'manifest.delete'],
+  [adminDeleteRepository, 'repository.delete'],
+  [adminCollect, 'gc'],
+]);
+
 /** Headers on every response (the reference registry's version header, which docker checks). */
 const COMMON_HEADERS = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 
-/** Answers one request; never throws. `onError` receives failures that are not the client's fault. */
-export async function route(registry: Registry, request: HttpRequest, onError: (error: unknown) => void = console.error): Promise<HttpResponse> {
+/** Where the router reports: failures that are not the client's fault, and the audit trail. */
+export interface RouteSinks {
+  onError?: (error: unknown) => void;
+  /** Default: Powertools' Logger on stdout (http/audit.ts). */
+  audit?: AuditSink;
+}
+
+let defaultAudit: AuditSink | undefined;
+
+/** Answers one request and writes its audit record, if it changed anything; never throws. */
+export async function route(registry: Registry, request: HttpRequest, sinks: RouteSinks = {}): Promise<HttpResponse> {
+  const trail = startTrail();
   let response: HttpResponse;
+  // The request as seen from the client: behind the front door, with the viewer's address.
+  let seen = request;
   try {
-    response = await dispatch(registry, { ...request, sourceIp: await viewerAddress(registry, request) });
+    seen = { ...request, sourceIp: await viewerAddress(registry, request) };
+    response = await dispatch(registry, { ...seen, body: countedBody(request.body, trail) }, trail);
   } catch (error) {
-    if (!(error instanceof RegistryError)) onError(error);
+    if (!(error instanceof RegistryError)) (sinks.onError ?? console.error)(error);
     response = errorResponse(error);
   }
   response.headers = { ...COMMON_HEADERS, ...response.headers };
   if (request.method === 'HEAD') delete response.body;
+  const record = auditRecord(seen, trail, response);
+  if (record) (sinks.audit ?? (defaultAudit ??= auditLogger()))(record);
   return response;
 }
 
-async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpResponse> {
+async function dispatch(registry: Registry, request: HttpRequest, trail: Trail): Promise<HttpResponse> {
   const path = decodePath(request.path);
   for (const { pattern, methods } of routes) {
     const match = pattern.exec(path);
@@ -109,14 +141,17 @@ async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpR
       throw fail('UNSUPPORTED', `method ${request.method.slice(0, 10)} is not allowed here`, null, { headers: { Allow: allowed.join(', ') } });
     }
     const [handler, needs, wants] = endpoint;
+    trail.action = ACTIONS.get(handler);
     // Optional groups that did not take part (an upload URL without an id) are empty, not undefined.
     const params = Object.fromEntries(Object.entries(match.groups ?? {}).map(([k, v]) => [k, v ?? ''])) as RouteParams;
+    trail.params = params;
     if (params.name !== undefined) parseRepositoryName(params.name);
-    const realm = realmOf(request);
+    const realm = realmOf(request, registry.hosts);
     const authorization = request.headers.authorization;
     const caller = needs === 'public' ? PUBLIC : await registry.auth.caller(authorization, realm, request.sourceIp);
+    trail.account = caller.account;
     if (typeof needs === 'function') await registry.auth.require(caller, needs(params), realm, authorization, wants?.(request));
-    return handler(registry, { ...request, caller }, params);
+    return handler(registry, { ...request, caller, realm, audit: trail.note }, params);
   }
   throw fail('UNSUPPORTED', 'no such endpoint', { path: path.slice(0, 200) }, { status: 404 });
 }
@@ -133,7 +168,7 @@ async function viewerAddress(registry: Registry, request: HttpRequest): Promise<
 }
 
 /** Endpoints without a caller (the token service) get one that may do nothing. */
-const PUBLIC: Caller = { may: async () => false, mayPull: async () => false, mayBrowse: () => false, mayAdminister: () => false };
+const PUBLIC: Caller = { account: undefined, may: async () => false, mayPull: async () => false, mayBrowse: () => false, mayAdminister: () => false };
 
 /** Percent-decodes the path so `%2e%2e` meets the grammar as `..`; undecodable paths are refused. */
 function decodePath(path: string): string {

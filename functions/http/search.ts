@@ -5,7 +5,6 @@
 import { fail } from '../core/errors.js';
 import type { Registry } from '../core/registry.js';
 import { integerParam } from './pagination.js';
-import { realmOf } from './realm.js';
 import { json, type AuthorizedRequest, type HttpResponse } from './types.js';
 
 const MAX_RESULTS = 100;
@@ -19,7 +18,7 @@ export async function ping(): Promise<HttpResponse> {
 /** GET /v1/search?q=<term>&n=<1..100>&page=<k> */
 export async function search(registry: Registry, request: AuthorizedRequest): Promise<HttpResponse> {
   if (!request.caller.mayBrowse()) {
-    throw registry.auth.challenge(realmOf(request), [{ type: 'registry', name: 'catalog', actions: ['search'] }], true);
+    throw registry.auth.challenge(request.realm, [{ type: 'registry', name: 'catalog', actions: ['search'] }], true);
   }
   const query = request.query.get('q') ?? '';
   if (query.length > 255) throw fail('UNSUPPORTED', 'the search term is longer than 255 characters', null, { status: 400 });

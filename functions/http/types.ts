@@ -3,8 +3,9 @@
  * local server translate their own request objects into these and back.
  */
 import type { Readable } from 'node:stream';
-import type { Caller } from '../auth/service.js';
+import type { Caller, Realm } from '../auth/service.js';
 import type { BodyStream } from '../core/body.js';
+import type { AuditNote } from './audit.js';
 
 /** A request as every handler sees it, whichever transport carried it. */
 export interface HttpRequest {
@@ -24,6 +25,8 @@ export interface HttpRequest {
    * distribution's proof). Login attempts are counted per account and this address.
    */
   sourceIp: string;
+  /** The request's id, for the audit trail: API Gateway's `requestContext.requestId`, locally a UUID. */
+  requestId: string;
 }
 
 /** A response; transports write it out (Lambda: base64 in the result, node:http: to the socket). */
@@ -37,6 +40,10 @@ export interface HttpResponse {
 /** A request whose caller has been identified by the router. */
 export interface AuthorizedRequest extends HttpRequest {
   caller: Caller;
+  /** Where the token service is and whom tokens are for: the registry's host as the client named it (http/realm.ts). */
+  realm: Realm;
+  /** What only the handler knows for the audit trail (http/audit.ts). */
+  audit: AuditNote;
 }
 
 /** Path parameters of a matched route, already validated against the spec's grammar. */

@@ -10,7 +10,9 @@
 // With --param="frontDoor=false": the registry lives on the API's default endpoint, or on an API
 // Gateway custom domain (certificate in the stack's region) mapped to the HTTP API, with an alias
 // record when a hosted zone is given. Registry URLs and token realms are built from each
-// request's Host (or the X-Forwarded-Host the front door sets), so every address works.
+// request's Host (or the X-Forwarded-Host the front door sets); the api function answers only to
+// the stack's addresses (`hosts` below, BERTH_HOSTS): the domain, the distribution's domain name
+// and the API's default endpoint, so a token's audience is always one of them.
 //
 // Generated here rather than listed with CloudFormation Conditions so that a stack without a
 // domain carries no half-empty resources (cfn-lint rejects an empty certificate ARN even in a
@@ -23,9 +25,23 @@ const { deployment } = require('./params.cjs');
 /** Route 53's hosted zone of every CloudFront distribution, for alias records. */
 const CLOUDFRONT_HOSTED_ZONE = 'Z2FDTNDATAQYW2';
 
-module.exports = async ({ resolveVariable }) => {
+/** The HTTP API's default endpoint, without scheme. */
+const API_ENDPOINT = '${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}';
+
+/**
+ * BERTH_HOSTS of the api function: every address of the stack clients may use (the custom domain,
+ * the distribution's domain name, the API's default endpoint), comma-separated.
+ */
+async function hosts({ resolveVariable }) {
+  const { frontDoor, domain } = await deployment({ resolveVariable });
+  const names = [...(domain ? [domain] : []), ...(frontDoor ? ['${Distribution.DomainName}'] : []), API_ENDPOINT];
+  return { 'Fn::Sub': names.join(',') };
+}
+
+/** The address resources and outputs. */
+async function resources({ resolveVariable }) {
   const { frontDoor, domain, certificateArn, hostedZoneId } = await deployment({ resolveVariable }, { check: ['address'] });
-  const defaultEndpoint = { 'Fn::Sub': 'https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}' };
+  const defaultEndpoint = { 'Fn::Sub': `https://${API_ENDPOINT}` };
 
   if (frontDoor) {
     const distributionDomain = { 'Fn::GetAtt': ['Distribution', 'DomainName'] };
@@ -101,4 +117,6 @@ module.exports = async ({ resolveVariable }) => {
       },
     },
   };
-};
+}
+
+module.exports = { resources, hosts };

@@ -13,14 +13,15 @@
  *
  * Environment: `PORT` (5000), `HOST` (127.0.0.1; 0.0.0.0 with `BERTH_AUTH=required`; any other
  * address without logins needs `BERTH_OPEN=1`), `BERTH_DATA_DIR` (./.berth),
- * `BERTH_EMULATE_LAMBDA`, `BERTH_FRONT_DOOR`, and the variables of functions/config.ts. Mistakes a person can fix (a
+ * `BERTH_EMULATE_LAMBDA`, `BERTH_FRONT_DOOR`, `BERTH_TLS_CERT` and `BERTH_TLS_KEY` (HTTPS, infra/local/tls.ts), and the variables of functions/config.ts. Mistakes a person can fix (a
  * bad value, a port in use, a data folder another server holds) end it with one line on stderr.
  */
 import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig, type Config } from '../../functions/config.js';
+import { checkRedirectTarget, ConfigError, loadConfig, type Config } from '../../functions/config.js';
 import { DEFAULT_GRACE_MS, parseDuration } from '../../functions/core/gc.js';
 import { registryFor } from '../../functions/wiring.js';
 import { createCloudFrontEmulator } from './cloudfront-emulator.js';
@@ -28,6 +29,7 @@ import { originProof } from '../../functions/core/signed-paths.js';
 import { DataDirInUse, EMULATOR_CREDENTIALS, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
 import { asyncInvoker, bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes, VERIFY_BUNDLE } from './lambda-emulator.js';
 import { BODY_IDLE_MS, createRegistryServer } from './server.js';
+import { loadTls, TlsError, type TlsFiles } from './tls.js';
 
 // The local stack runs on the machine's Node 20 by design; the SDK's notice about Node 22 is for Lambda.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -39,6 +41,8 @@ Serves the registry, by default at http://localhost:5000 on embedded DynamoDB an
   BERTH_OPEN=1               serve anonymous full access beyond this machine (HOST other than loopback)
   BERTH_DATA_DIR             the data folder (./.berth); one server at a time
   BERTH_AUTH                 off (anonymous full access, like registry:2; the default) or required
+  BERTH_HOSTS                host names clients use (registry.example.com,…): tokens only for these
+  BERTH_TLS_CERT, BERTH_TLS_KEY   PEM certificate (chain) and key: HTTPS on the same port
   BERTH_S3_ENDPOINT, BERTH_DYNAMODB_ENDPOINT   other back ends instead of the embedded ones (both)
   BERTH_TABLE, BERTH_BUCKET, AWS_REGION, BERTH_BLOB_DELIVERY, BERTH_PART_SIZE, BERTH_MAX_CHUNK
   BERTH_GC_INTERVAL          how often garbage collection runs (24h; first run 10 minutes after start, or
@@ -51,6 +55,15 @@ README.md ("Local server") explains each.`;
 /** Whether `host` is this machine only (an IPv4 127.x address, ::1 or localhost). */
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * The names and addresses clients may use for a server listening on `host`: itself, and on every
+ * interface also `localhost` and this machine's name and addresses.
+ */
+function registryHostNames(host: string): string[] {
+  if (host !== '0.0.0.0' && host !== '::') return [host];
+  return [host, 'localhost', hostname(), ...Object.values(networkInterfaces()).flat().flatMap((a) => (a ? [a.address] : []))];
 }
 
 /** Ends the process with one line a person can act on, no stack trace. */
@@ -71,6 +84,8 @@ if (!/^\d{1,5}$/.test(process.env.PORT ?? '5000') || port > 65535) fatal(`invali
 const dataDir = resolve(process.env.BERTH_DATA_DIR ?? '.berth');
 const idleSeconds = Number(process.env.BERTH_BODY_IDLE_TIMEOUT ?? BODY_IDLE_MS / 1000);
 if (!(idleSeconds > 0)) fatal(`invalid configuration: BERTH_BODY_IDLE_TIMEOUT: not a positive number of seconds: ${process.env.BERTH_BODY_IDLE_TIMEOUT}`, 2);
+// Told its host names, the server still answers to this machine's own (the CLI, a local client).
+if (process.env.BERTH_HOSTS) process.env.BERTH_HOSTS += ',localhost,127.0.0.1,[::1]';
 // Like registry:2, anonymous full access unless BERTH_AUTH=required.
 process.env.BERTH_AUTH ??= 'off';
 const loginsRequired = process.env.BERTH_AUTH === 'required';
@@ -83,6 +98,14 @@ if (openToNetwork && process.env.BERTH_OPEN !== '1') {
 }
 const emulateLambda = process.env.BERTH_EMULATE_LAMBDA === '1';
 const frontDoor = emulateLambda && process.env.BERTH_FRONT_DOOR !== '0';
+let tls: TlsFiles | undefined;
+try {
+  tls = await loadTls();
+} catch (error) {
+  if (error instanceof TlsError) fatal(error.message, 2);
+  throw error;
+}
+if (tls && emulateLambda) fatal('BERTH_TLS_CERT and BERTH_TLS_KEY serve the plain server; the emulated deployment (BERTH_EMULATE_LAMBDA=1) speaks HTTP, as CloudFront\'s TLS is not emulated', 2);
 let kvsFile = '';
 
 const external = Boolean(process.env.BERTH_S3_ENDPOINT && process.env.BERTH_DYNAMODB_ENDPOINT);
@@ -126,6 +149,8 @@ try {
   }
   // Checked in both modes: the bundled handler reads the same variables, but only on its first request.
   config = loadConfig();
+  // The embedded S3 is part of this process; another S3 server on this host name would see passwords.
+  if (external) checkRedirectTarget(config, registryHostNames(host));
   gcTimer = gcSettings();
 } catch (error) {
   await emulators?.stop();
@@ -137,7 +162,7 @@ if (emulateLambda) ensureBundle();
 
 /** The front end the clients talk to: CloudFront before API Gateway, API Gateway alone, or the plain server. */
 async function frontEnd(): Promise<Server> {
-  if (!emulateLambda) return createRegistryServer(registryFor(config), { bodyIdleMs: idleSeconds * 1000 });
+  if (!emulateLambda) return createRegistryServer(registryFor(config), { bodyIdleMs: idleSeconds * 1000, tls });
   const gateway = createLambdaEmulator({ loadHandler: bundleLoader() });
   if (!frontDoor) return gateway;
   await new Promise<void>((done) => gateway.listen(0, '127.0.0.1', done));
@@ -181,8 +206,9 @@ server.listen(port, host, () => {
       ? '; bundled Lambda handler behind an emulated API Gateway HTTP API'
       : '';
   const mode = loginsRequired ? 'logins required' : 'anonymous full access (no logins; BERTH_AUTH=required asks for them)';
-  const address = `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}${isLoopback(host) ? ' (this machine only)' : ['0.0.0.0', '::'].includes(host) ? ' (every interface)' : ''}`;
+  const address = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}${isLoopback(host) ? ' (this machine only)' : ['0.0.0.0', '::'].includes(host) ? ' (every interface)' : ''}`;
   console.log(`berth: registry listening on ${address}; ${mode}; ${where}${how}`);
+  if (tls && tls.validTo.getTime() < Date.now()) console.error(`berth: WARNING: the certificate in BERTH_TLS_CERT expired on ${tls.validTo.toISOString()}: clients will refuse it`);
   if (openToNetwork) console.error(`berth: WARNING: BERTH_OPEN=1: anyone who can reach ${address} can pull, push and delete without logging in`);
 });
 

@@ -1,15 +1,19 @@
 /**
- * The local / self-hosted transport: a `node:http` server that hands each request to the same
+ * The local / self-hosted transport: a `node:http` (or, with a certificate, `node:https`) server that hands each request to the same
  * router the Lambda entry uses, streaming request bodies into the core (a layer of any size
  * needs only a few S3 parts of memory) and blob bodies back out. One log line per request.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { finished, Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
 import { fail } from '../../functions/core/errors.js';
 import type { Registry } from '../../functions/core/registry.js';
 import { route } from '../../functions/http/router.js';
 import type { HttpRequest } from '../../functions/http/types.js';
+import type { AuditSink } from '../../functions/http/audit.js';
 
 /** Where request log lines go (stdout by default). */
 export type RequestLog = (line: string) => void;
@@ -22,6 +26,10 @@ export interface ServerOptions {
   log?: RequestLog;
   /** A request body from which no byte arrives for this long fails (400, connection closed). */
   bodyIdleMs?: number;
+  /** Where audit records go (default: JSON lines on stdout, http/audit.ts). */
+  audit?: AuditSink;
+  /** Certificate and key (PEM): HTTPS instead of HTTP, on the same port. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 /**
@@ -30,12 +38,15 @@ export interface ServerOptions {
  * no bound on a whole request, since an upload of a large layer may take long.
  */
 export function createRegistryServer(registry: Registry, options: ServerOptions = {}): Server {
-  const settings = { log: options.log ?? console.log, bodyIdleMs: options.bodyIdleMs ?? BODY_IDLE_MS };
-  const server = createServer((req, res) => void serve(registry, req, res, settings));
+  const settings = { log: options.log ?? console.log, bodyIdleMs: options.bodyIdleMs ?? BODY_IDLE_MS, audit: options.audit };
+  const handle = (req: IncomingMessage, res: ServerResponse) => void serve(registry, req, res, settings);
+  const server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handle) : createServer(handle);
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   return server;
 }
+
+type ServerSettings = Required<Omit<ServerOptions, 'audit' | 'tls'>> & Pick<ServerOptions, 'audit'>;
 
 interface BodyState {
   /** Body bytes the handler read. */
@@ -44,13 +55,13 @@ interface BodyState {
   stalled: boolean;
 }
 
-async function serve(registry: Registry, req: IncomingMessage, res: ServerResponse, settings: Required<ServerOptions>): Promise<void> {
+async function serve(registry: Registry, req: IncomingMessage, res: ServerResponse, settings: ServerSettings): Promise<void> {
   const { log } = settings;
   const started = performance.now();
   const received: BodyState = { bytes: 0, stalled: false };
   const request = toRequest(req, received, settings.bodyIdleMs);
   let sent = 0;
-  const response = await route(registry, request);
+  const response = await route(registry, request, { audit: settings.audit });
   // The rest of a stalled body may never come: answer, then close the connection rather than wait for it.
   res.writeHead(response.status, received.stalled ? { ...response.headers, connection: 'close' } : response.headers);
   try {
@@ -84,7 +95,7 @@ function toRequest(req: IncomingMessage, received: BodyState, bodyIdleMs: number
   const length = headers['content-length'];
   return {
     // Behind a TLS-terminating proxy the client's scheme arrives in X-Forwarded-Proto.
-    scheme: headers['x-forwarded-proto'] === 'https' ? 'https' : 'http',
+    scheme: (req.socket as TLSSocket).encrypted || headers['x-forwarded-proto'] === 'https' ? 'https' : 'http',
     method: req.method ?? 'GET',
     path: q < 0 ? url : url.slice(0, q),
     query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
@@ -92,6 +103,7 @@ function toRequest(req: IncomingMessage, received: BodyState, bodyIdleMs: number
     body: { chunks: clientBody(req, received, bodyIdleMs), length: length === undefined ? undefined : Number(length) },
     // The peer of the connection: X-Forwarded-For is the client's to write, so it is not used.
     sourceIp: req.socket.remoteAddress ?? '',
+    requestId: randomUUID(),
   };
 }
 

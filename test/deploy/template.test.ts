@@ -174,6 +174,13 @@ describe('the template', () => {
     assert.ok(api.Timeout * 1000 < AWS_LIMITS.integrationTimeoutMs, 'the function gives up before API Gateway does');
     assert.equal(api.Environment.Variables.BERTH_MAX_CHUNK, String(maxChunkBytes()), 'advertised chunk limit matches the emulator');
     assert.equal(api.Environment.Variables.BERTH_AUTH, 'required');
+    // Tokens only for the stack's own addresses (a token's audience is the host a request names).
+    const hosts = (p: Packaged) => p.template.Resources.ApiLambdaFunction.Properties!.Environment.Variables.BERTH_HOSTS;
+    const endpoint = '${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}';
+    assert.deepEqual(hosts(plain), { 'Fn::Sub': `\${Distribution.DomainName},${endpoint}` });
+    assert.deepEqual(hosts(withDomain), { 'Fn::Sub': `registry.example.com,\${Distribution.DomainName},${endpoint}` });
+    assert.deepEqual(hosts(direct), { 'Fn::Sub': endpoint });
+    assert.deepEqual(hosts(directDomain), { 'Fn::Sub': `registry.example.com,${endpoint}` });
     // Blob GETs answer 307 to a signed path the front door serves from S3; without it, to S3.
     for (const f of ['ApiLambdaFunction', 'VerifyLambdaFunction']) {
       const env = plain.template.Resources[f].Properties!.Environment.Variables;

@@ -3,12 +3,13 @@
  * processes, a registry server (`infra/local/main.ts`) per test file as its own process on a
  * free port over a fresh data folder, test images, and cleanup of everything a test creates.
  *
- * Prerequisites (test/e2e/setup.sh): dockerd running, skopeo, containerd (`ctr`), debootstrap.
+ * Prerequisites (test/e2e/setup.sh): dockerd running, skopeo, containerd (`ctr`), debootstrap, openssl.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -211,6 +212,15 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** The status of a GET of `url` over HTTPS trusting `ca` (PEM) only; undefined when it cannot connect. */
+export function httpsStatus(url: string, ca: string): Promise<number | undefined> {
+  return new Promise((done) => {
+    httpsGet(url, { ca }, (response) => done(response.resume().statusCode))
+      .on('error', () => done(undefined))
+      .end();
+  });
+}
+
 /** `npm start` as a child process: `node --import tsx infra/local/main.ts`. */
 export class RegistryProcess {
   /** Everything it printed (stdout and stderr), one entry per line. */
@@ -221,6 +231,8 @@ export class RegistryProcess {
     readonly port: number,
     readonly dataDir: string,
     readonly child: ChildProcess,
+    /** `https` when the server was started with a certificate (`ca` of {@link RegistryProcess.start}). */
+    readonly scheme: 'http' | 'https' = 'http',
   ) {}
 
   /** `127.0.0.1:<port>`, as clients name the registry. */
@@ -229,7 +241,7 @@ export class RegistryProcess {
   }
 
   get url(): string {
-    return `http://${this.host}`;
+    return `${this.scheme}://${this.host}`;
   }
 
   get pid(): number {
@@ -243,11 +255,12 @@ export class RegistryProcess {
   /**
    * Starts a registry and waits until `GET /v2/` answers 200 (401 with `BERTH_AUTH=required` in
    * `env`, which is passed on to the server). Without `port`, a free one; without `dataDir`, a
-   * fresh temporary folder (removed by `cleanup`).
+   * fresh temporary folder (removed by `cleanup`). With `ca` (PEM), the server serves HTTPS
+   * (`BERTH_TLS_CERT` and `BERTH_TLS_KEY` in `env`) with a certificate that CA signed.
    */
   static async start(
     cleanup: Cleanup,
-    options: { port?: number; dataDir?: string; env?: Record<string, string> } = {},
+    options: { port?: number; dataDir?: string; env?: Record<string, string>; ca?: string } = {},
   ): Promise<RegistryProcess> {
     const port = options.port ?? (await freePort());
     const dataDir = options.dataDir ?? (await cleanup.tempDir('data'));
@@ -261,7 +274,7 @@ export class RegistryProcess {
     Object.assign(env, options.env, { PORT: String(port), BERTH_DATA_DIR: dataDir });
     const ready = env.BERTH_AUTH === 'required' ? 401 : 200;
     const child = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const registry = new RegistryProcess(port, dataDir, child);
+    const registry = new RegistryProcess(port, dataDir, child, options.ca ? 'https' : 'http');
     cleanup.add(`stop registry (pid ${child.pid})`, () => stopChild(child));
     child.stdout!.setEncoding('utf8').on('data', (text: string) => registry.take(text));
     child.stderr!.setEncoding('utf8').on('data', (text: string) => registry.take(text));
@@ -269,9 +282,10 @@ export class RegistryProcess {
       `the registry on port ${port} to answer GET /v2/ with ${ready}`,
       async () => {
         if (!registry.running) throw new Error(`the registry exited (${child.exitCode ?? child.signalCode}):\n${registry.tail()}`);
-        const response = await fetch(`${registry.url}/v2/`).catch(() => undefined);
-        await response?.body?.cancel();
-        const status = response?.status;
+        const status = options.ca ? await httpsStatus(`${registry.url}/v2/`, options.ca) : await fetch(`${registry.url}/v2/`).then(
+          async (response) => (await response.body?.cancel(), response.status),
+          () => undefined,
+        );
         // 200 where 401 was expected (or the reverse): auth is not what the test asked for.
         if ((status === 200 || status === 401) && status !== ready) {
           throw new Error(`GET /v2/ answered ${status}, expected ${ready} (BERTH_AUTH=${env.BERTH_AUTH ?? 'unset'})`);

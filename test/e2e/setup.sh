@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prerequisites of `npm run test:e2e` on a Debian machine, as root; safe to run again.
-#  * Debian packages docker.io, skopeo, containerd, debootstrap (installed when missing;
+#  * Debian packages docker.io, skopeo, containerd, debootstrap, openssl (installed when missing;
 #    `apt-get update` at most once).
 #  * A running dockerd. When `docker info` fails, one is started in the background:
 #      dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 PIDFILE="${BERTH_E2E_DOCKERD_PIDFILE:-/tmp/berth-e2e-dockerd.pid}"
-PACKAGES=(docker.io skopeo containerd debootstrap)
+PACKAGES=(docker.io skopeo containerd debootstrap openssl)
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "setup.sh: must run as root (installs packages, starts dockerd)" >&2

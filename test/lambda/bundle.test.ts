@@ -81,6 +81,42 @@ test('bundled handler: chunked upload, manifest, redirected blob GET', async () 
   assert.deepEqual(Buffer.from(fetched.body!, 'base64'), manifest);
 });
 
+test('bundled handler: a state change is one audit line on stdout, by Powertools\' Logger, with API Gateway\'s request id and source address', async () => {
+  const lines: string[] = [];
+  const write = process.stdout.write;
+  // The test runner reports on stdout too: its output passes, the function's JSON lines are kept.
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    if (typeof chunk === 'string' && chunk.startsWith('{"level"')) return lines.push(chunk) > 0;
+    return write.call(process.stdout, chunk, ...rest);
+  }) as typeof process.stdout.write;
+  let answer: APIGatewayProxyStructuredResultV2;
+  try {
+    const e = event('DELETE', '/v2/lambda/test/manifests/v1');
+    Object.assign(e.requestContext, { requestId: 'Zq1AbCdEfGhIjKl=', http: { method: 'DELETE', sourceIp: '203.0.113.9' } });
+    answer = await invoke(e);
+  } finally {
+    process.stdout.write = write;
+  }
+  assert.equal(answer.statusCode, 202);
+  const records = lines.map((line) => JSON.parse(line));
+  assert.equal(records.length, 1, lines.join(''));
+  const { time, timestamp, ...rest } = records[0];
+  assert.ok(Math.abs(Date.parse(time) - Date.now()) < 60_000 && Date.parse(timestamp) > 0);
+  assert.deepEqual(rest, {
+    level: 'INFO',
+    message: 'audit',
+    service: 'berth',
+    sampling_rate: 0,
+    requestId: 'Zq1AbCdEfGhIjKl=',
+    sourceIp: '203.0.113.9',
+    action: 'tag.delete',
+    repository: 'lambda/test',
+    reference: 'v1',
+    status: 202,
+    bytes: 0,
+  });
+});
+
 test('bundled handler: bad input is OCI error JSON, not a crash', async () => {
   const bad = await invoke(event('GET', '/v2/UPPER/manifests/latest'));
   assert.equal(bad.statusCode, 400);

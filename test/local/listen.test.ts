@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { hostname, networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Cleanup, RegistryProcess } from '../e2e/helpers.js';
@@ -60,4 +60,21 @@ test('with logins required and without HOST: every interface, and the banner say
   assert.match(banner(registry), new RegExp(`^berth: registry listening on http://0\\.0\\.0\\.0:${registry.port} \\(every interface\\); logins required; data folder `));
   assert.ok(!registry.lines.some((line) => line.includes('WARNING')));
   if (lanAddress) assert.equal(await answers(lanAddress, registry.port), true, `served on ${lanAddress}`);
+});
+
+test('redirect delivery to an S3 endpoint on the registry\'s own host name (Go clients would send it the password) is refused in one line', async () => {
+  const external = { BERTH_DATA_DIR: scratch, PORT: '0', BERTH_DYNAMODB_ENDPOINT: 'http://127.0.0.1:9', BERTH_BLOB_DELIVERY: 'redirect' };
+  const same = await start([], { ...external, HOST: '127.0.0.1', BERTH_AUTH: 'off', BERTH_S3_ENDPOINT: 'http://127.0.0.1:9000' });
+  assert.equal(same.code, 2, same.output);
+  assert.equal(
+    same.stderr,
+    "berth: invalid configuration: BERTH_BLOB_DELIVERY=redirect would send clients to BERTH_S3_ENDPOINT http://127.0.0.1:9000, on the registry's own host name 127.0.0.1, and Go clients (docker, crane, skopeo) send the user's Authorization (password) along to it: use BERTH_BLOB_DELIVERY=stream, or an S3 endpoint under another host name\n",
+  );
+  // On every interface, clients may name the machine: its host name (and a subdomain of it) clash too.
+  const machine = await start([], { ...external, HOST: '0.0.0.0', BERTH_AUTH: 'required', BERTH_S3_ENDPOINT: `http://s3.${hostname()}:9000` });
+  assert.equal(machine.code, 2, machine.output);
+  assert.match(machine.stderr, new RegExp(`^berth: invalid configuration: BERTH_BLOB_DELIVERY=redirect would send clients to BERTH_S3_ENDPOINT http://s3\\.${hostname().replace(/\./g, '\\.')}:9000, on the registry's own host name ${hostname().toLowerCase().replace(/\./g, '\\.')},`));
+  // Streaming sends clients nowhere else: the same endpoints start.
+  const streaming = await RegistryProcess.start(cleanup, { env: { HOST: '127.0.0.1', BERTH_S3_ENDPOINT: 'http://127.0.0.1:9000', BERTH_DYNAMODB_ENDPOINT: 'http://127.0.0.1:9', BERTH_BLOB_DELIVERY: 'stream' } });
+  assert.ok(streaming.running);
 });

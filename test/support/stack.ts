@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../functions/config.js';
 import type { Registry } from '../../functions/core/registry.js';
+import type { AuditRecord } from '../../functions/http/audit.js';
 import type { AccountStore, BlobStore, MetadataStore } from '../../functions/storage/ports.js';
 import { createS3Client } from '../../functions/storage/s3.js';
 import { registryFor } from '../../functions/wiring.js';
@@ -89,6 +90,8 @@ export interface TestRegistry {
   backends: Backends;
   /** Request log lines, for assertions on what reached the server. */
   log: string[];
+  /** The audit trail's records (http/audit.ts), kept here rather than printed. */
+  audit: AuditRecord[];
   stop(): Promise<void>;
 }
 
@@ -123,7 +126,8 @@ export async function serveRegistry(
 ): Promise<TestRegistry> {
   const registry = registryFor(backends.config, wrap, wrapStore);
   const log: string[] = [];
-  const server = createRegistryServer(registry, { log: (line) => log.push(line) });
+  const audit: AuditRecord[] = [];
+  const server = createRegistryServer(registry, { log: (line) => log.push(line), audit: (record) => audit.push(record) });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
@@ -133,6 +137,7 @@ export async function serveRegistry(
     registry,
     backends,
     log,
+    audit,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
