@@ -28,15 +28,15 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { accountName, repositoryPattern, ROBOT_PREFIX, ROLES, type Account, type Role } from '../functions/auth/accounts.js';
-import { generateRobotToken, hashPassword } from '../functions/auth/passwords.js';
+import { generateRobotToken, hashPassword, newAccount } from '../functions/auth/passwords.js';
 import { ACCESS_TOKEN_SECONDS } from '../functions/auth/tokens.js';
 import { RegistryError } from '../functions/core/errors.js';
 import { DEFAULT_GRACE_MS, GarbageCollector, parseDuration, type GcReport } from '../functions/core/gc.js';
 import { parseReference, parseRepositoryName, type Digest, type Reference } from '../functions/core/grammar.js';
 import { ImmutableTags } from '../functions/core/immutable.js';
 import { Manifests } from '../functions/core/manifests.js';
-import { Repositories } from '../functions/core/repositories.js';
-import { Retention } from '../functions/core/retention.js';
+import { MAX_DESCRIPTION, Repositories } from '../functions/core/repositories.js';
+import { Retention, ruleSummary } from '../functions/core/retention.js';
 import { UploadSessions } from '../functions/core/sessions.js';
 import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dynamodb.js';
 import type { BlobStore, RetentionRule } from '../functions/storage/ports.js';
@@ -162,7 +162,7 @@ const COMMANDS: Record<string, (target: Target, args: string[]) => Promise<void>
   'robot rotate': ({ store }, [name]) => rotate(store, name),
   'robot remove': ({ store }, [name]) => removeAccount(store, ROBOT_PREFIX + validName(name)),
   'repo visibility': (target, [name, value]) => visibility(target, name, value),
-  'repo describe': ({ store }, [name, text]) => describe(store, name, text),
+  'repo describe': (target, [name, text]) => describe(target, name, text),
   'repo ls': (target) => listRepositories(target),
   'repo immutable': (target, [pattern, value]) => immutable(target, pattern, value),
   'tag ls': (target, [name]) => listTags(target, name),
@@ -199,16 +199,7 @@ async function addAccount(target: Target, kind: Account['kind'], rawName: string
     if (!repositoryPattern.safeParse(pattern).success) throw new UsageError(`not a repository pattern: ${pattern}`);
     return pattern;
   });
-  const account: Account = {
-    name,
-    kind,
-    role: validRole(options.role),
-    repositories,
-    passwordHash: await hashPassword(secret),
-    // Not 1: a re-created name must not revive refresh tokens issued to the account it replaces.
-    credentialVersion: Date.now(),
-    createdAt: Date.now(),
-  };
+  const account = await newAccount(kind, name, validRole(options.role), repositories, secret);
   await store.putAccount(account);
   console.log(`added ${kind} ${name} (${account.role}${repositories.length ? ` on ${repositories.join(', ')}` : ' on all repositories'})`);
   if (kind === 'robot') printRobotToken(name, secret);
@@ -280,15 +271,15 @@ async function visibility(target: Target, repository: string | undefined, value:
   const current = await store.getRepository(name);
   const pushed = current?.pushedAt !== undefined;
   if (value === undefined) return void console.log(`${name} is ${current?.visibility ?? 'private'}${pushed ? '' : ' (nothing pushed there yet)'}`);
-  await store.setVisibility(name, value);
+  await repositoriesOf(target).setVisibility(name, value);
   console.log(`${name} is ${value}`);
   if (!pushed) console.error(`berth: warning: nothing has been pushed to ${name} yet; it will be ${value} when something is`);
   warnIfOpen(target);
 }
 
-async function describe(store: DynamoMetadataStore, repository: string | undefined, text: string | undefined): Promise<void> {
-  if (text === undefined || text.length > 300) throw new UsageError('give the description as one argument of at most 300 characters');
-  await store.setDescription(validRepository(repository), text);
+async function describe(target: Target, repository: string | undefined, text: string | undefined): Promise<void> {
+  if (text === undefined || text.length > MAX_DESCRIPTION) throw new UsageError(`give the description as one argument of at most ${MAX_DESCRIPTION} characters`);
+  await repositoriesOf(target).describe(validRepository(repository), text);
   console.log(`${repository}: ${text}`);
 }
 
@@ -323,8 +314,7 @@ async function immutable({ store }: Target, pattern: string | undefined, value: 
 }
 
 function describeRule(rule: RetentionRule): string {
-  const what = rule.keepLast !== undefined ? `keep last ${rule.keepLast} tags ${rule.tags}` : rule.expireDays !== undefined ? `expire tags ${rule.tags} after ${rule.expireDays} days` : `untagged manifests go after ${rule.untaggedDays} days`;
-  return `${rule.id}\t${rule.pattern}\t${what}`;
+  return `${rule.id}\t${rule.pattern}\t${ruleSummary(rule)}`;
 }
 
 async function listRetention(store: DynamoMetadataStore): Promise<void> {

@@ -38,6 +38,8 @@ export interface Registry {
   search: Search;
   gc: GarbageCollector;
   repositories: Repositories;
+  /** Users and robots (the web interface's admin page; the CLI works on the table directly). */
+  accounts: AccountStore;
 }
 
 /** Wires the services onto the stores. */
@@ -80,6 +82,7 @@ export function createRegistry(
     search: new Search(metadata),
     gc: new GarbageCollector(metadata, store, sessions, options.requests),
     repositories: new Repositories(metadata, manifests, immutable),
+    accounts: metadata,
   };
 }
 

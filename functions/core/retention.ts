@@ -12,6 +12,13 @@ import type { MetadataStore, RetentionRule, TagRecord } from '../storage/ports.j
 
 const DAY_MS = 24 * 3600 * 1000;
 
+/** What a rule does, in words (`keep last 3 tags v*`), for `retention ls` and the web interface. */
+export function ruleSummary(rule: RetentionRule): string {
+  if (rule.keepLast !== undefined) return `keep last ${rule.keepLast} tags ${rule.tags}`;
+  if (rule.expireDays !== undefined) return `expire tags ${rule.tags} after ${rule.expireDays} days`;
+  return `untagged manifests go after ${rule.untaggedDays} days`;
+}
+
 /** A tag a rule expires, and why. */
 export interface ExpiredTag {
   tag: TagRecord;

@@ -16,6 +16,7 @@ import type { Access } from '../auth/access.js';
 import { ADMIN_SCOPE, type Caller } from '../auth/service.js';
 import { adminCollect, adminDeleteRepository, adminRepositories, adminTags, adminUsage } from './admin.js';
 import { realmOf } from './realm.js';
+import { isWebPath, serveWeb } from '../web/handler.js';
 import { appendChunk, cancelUpload, finishUpload, startUpload, uploadStatus } from './uploads.js';
 
 type Handler = (registry: Registry, request: AuthorizedRequest, params: RouteParams) => Promise<HttpResponse>;
@@ -87,7 +88,8 @@ const COMMON_HEADERS = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 export async function route(registry: Registry, request: HttpRequest, onError: (error: unknown) => void = console.error): Promise<HttpResponse> {
   let response: HttpResponse;
   try {
-    response = await dispatch(registry, request);
+    // Everything outside the registry's APIs is the web interface (functions/web), on the same host.
+    response = isWebPath(request.path) ? await serveWeb(registry, request, onError) : await dispatch(registry, request);
   } catch (error) {
     if (!(error instanceof RegistryError)) onError(error);
     response = errorResponse(error);
