@@ -23,7 +23,6 @@
  * `--stage <stage> [--region <region>]` on that deployed stage's table, with the operator's AWS
  * credentials.
  */
-import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,10 +32,10 @@ import { ACCESS_TOKEN_SECONDS } from '../functions/auth/tokens.js';
 import { RegistryError } from '../functions/core/errors.js';
 import { DEFAULT_GRACE_MS, GarbageCollector, parseDuration, type GcReport } from '../functions/core/gc.js';
 import { parseReference, parseRepositoryName, type Digest, type Reference } from '../functions/core/grammar.js';
-import { ImmutableTags } from '../functions/core/immutable.js';
+import { checkRepositoryPattern, ImmutableTags } from '../functions/core/immutable.js';
 import { Manifests } from '../functions/core/manifests.js';
 import { MAX_DESCRIPTION, Repositories } from '../functions/core/repositories.js';
-import { Retention, ruleSummary } from '../functions/core/retention.js';
+import { Retention, retentionRule, ruleSummary } from '../functions/core/retention.js';
 import { UploadSessions } from '../functions/core/sessions.js';
 import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dynamodb.js';
 import type { BlobStore, RetentionRule } from '../functions/storage/ports.js';
@@ -118,6 +117,16 @@ function parseCommandLine() {
     const { code, message } = error as { code?: string; message: string };
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option ${/'([^']+)'/.exec(message)?.[1] ?? ''} (see berth --help)`);
     if (code?.startsWith('ERR_PARSE_ARGS')) throw new UsageError(`${message.split('. ')[0].replace(/\.$/, '')} (see berth --help)`);
+    throw error;
+  }
+}
+
+/** Runs `work`, reporting the core's refusal of bad input (UNSUPPORTED) as the operator's mistake. */
+async function asUsage<T>(work: () => T | Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof RegistryError && error.code === 'UNSUPPORTED') throw new UsageError(error.message);
     throw error;
   }
 }
@@ -300,16 +309,14 @@ async function immutable({ store }: Target, pattern: string | undefined, value: 
     for (const rule of rules) console.log(`${rule.pattern}\timmutable${rule.except.length ? `, except ${rule.except.join(', ')}` : ''}`);
     return;
   }
-  if (!repositoryPattern.safeParse(pattern).success) throw new UsageError(`not a repository pattern: ${pattern}`);
+  const rules = new ImmutableTags(store);
   if (value === 'off') {
     if (options.except) throw new UsageError('--except goes with on');
-    console.log((await store.deleteImmutableRule(pattern)) ? `tags of ${pattern} are mutable again` : `${pattern} had no rule; nothing changed`);
+    console.log((await rules.remove(await asUsage(() => checkRepositoryPattern(pattern)))) ? `tags of ${pattern} are mutable again` : `${pattern} had no rule; nothing changed`);
     return;
   }
   if (value !== 'on') throw new UsageError('repo immutable <pattern> on|off [--except <tag>...]');
-  const except = options.except ?? [];
-  for (const tag of except) if (!/^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}$/.test(tag)) throw new UsageError(`not a tag (or tag pattern): ${tag}`);
-  await store.putImmutableRule({ pattern, except });
+  const { except } = await asUsage(() => rules.set(pattern, options.except ?? []));
   console.log(`tags of ${pattern} are immutable${except.length ? `, except ${except.join(', ')}` : ''}`);
 }
 
@@ -324,16 +331,11 @@ async function listRetention(store: DynamoMetadataStore): Promise<void> {
 }
 
 async function addRetention(store: DynamoMetadataStore, pattern: string | undefined): Promise<void> {
-  if (!pattern || !repositoryPattern.safeParse(pattern).success) throw new UsageError(`retention add needs a repository pattern (team/*), not ${JSON.stringify(pattern ?? '')}`);
+  if (!pattern) throw new UsageError('retention add needs a repository pattern (team/*)');
   const given = (['keep-last', 'expire-days', 'untagged-days'] as const).filter((name) => options[name] !== undefined);
   if (given.length !== 1) throw new UsageError('give exactly one of --keep-last, --expire-days, --untagged-days');
-  const text = options[given[0]]!;
-  if (!/^\d{1,6}$/.test(text)) throw new UsageError(`--${given[0]} takes a whole number, not ${text}`);
-  const tags = options.tags ?? '*';
-  if (!/^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}$/.test(tags)) throw new UsageError(`not a tag pattern: ${tags}`);
-  if (given[0] === 'untagged-days' && options.tags !== undefined) throw new UsageError('--tags goes with --keep-last and --expire-days');
-  const field = { 'keep-last': 'keepLast', 'expire-days': 'expireDays', 'untagged-days': 'untaggedDays' }[given[0]];
-  const rule = { id: randomBytes(3).toString('hex'), pattern, tags, [field]: Number(text) } as RetentionRule;
+  const kind = ({ 'keep-last': 'keepLast', 'expire-days': 'expireDays', 'untagged-days': 'untaggedDays' } as const)[given[0]];
+  const rule = await asUsage(() => retentionRule(pattern, kind, options[given[0]]!, options.tags));
   await store.putRetentionRule(rule);
   console.log(`added retention rule ${describeRule(rule)}`);
 }

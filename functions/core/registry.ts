@@ -10,6 +10,7 @@ import { GarbageCollector } from './gc.js';
 import { ImmutableTags } from './immutable.js';
 import { Manifests } from './manifests.js';
 import { Repositories } from './repositories.js';
+import { Retention } from './retention.js';
 import { Search } from './search.js';
 import { UploadSessions } from './sessions.js';
 import type { PathKey } from './signed-paths.js';
@@ -38,6 +39,10 @@ export interface Registry {
   search: Search;
   gc: GarbageCollector;
   repositories: Repositories;
+  /** Immutability rules (core/immutable.ts). */
+  immutable: ImmutableTags;
+  /** Retention rules (core/retention.ts). */
+  retention: Retention;
   /** Users and robots (the web interface's admin page; the CLI works on the table directly). */
   accounts: AccountStore;
 }
@@ -82,6 +87,8 @@ export function createRegistry(
     search: new Search(metadata),
     gc: new GarbageCollector(metadata, store, sessions, options.requests),
     repositories: new Repositories(metadata, manifests, immutable),
+    immutable,
+    retention: new Retention(metadata, immutable),
     accounts: metadata,
   };
 }

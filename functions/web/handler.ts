@@ -10,7 +10,7 @@
  * | `GET /r/<name>/-/manifests/<reference>` | an image or index: layers, config, platforms, referrers |
  * | `POST /r/<name>/-/delete` | deletes `reference` (tag or digest; the `delete` action) |
  * | `POST /r/<name>/-/settings` | sets visibility and description (registry admins) |
- * | `GET /admin`, `POST /admin/robots | users | accounts/remove` | storage chart, accounts, rules (registry admins) |
+ * | `GET /admin`, `POST /admin/<action>` | storage chart, accounts, immutable-tag and retention rules (registry admins) |
  * | `GET|POST /login`, `POST /logout` | sign-in (users, not robots; the login throttle applies) |
  *
  * `-` is no repository path component (distribution-spec grammar), so `/-/` ends every name.
@@ -18,13 +18,15 @@
  * sign-in form: a random one from its own cookie, double-submitted) and is refused without it.
  */
 import { timingSafeEqual, randomBytes } from 'node:crypto';
-import { accountName, repositoryPattern, ROBOT_PREFIX, ROLES, type Account, type Role } from '../auth/accounts.js';
+import { accountName, ROBOT_PREFIX, ROLES, type Account, type Role } from '../auth/accounts.js';
 import { generateRobotToken, newAccount } from '../auth/passwords.js';
 import type { Caller } from '../auth/service.js';
 import { readLimited } from '../core/body.js';
 import { fail, RegistryError } from '../core/errors.js';
 import { isRepositoryName, lookupReference, parseReference } from '../core/grammar.js';
+import { checkRepositoryPattern } from '../core/immutable.js';
 import type { Registry } from '../core/registry.js';
+import { RETENTION_KINDS, retentionRule, type RetentionKind } from '../core/retention.js';
 import { realmOf } from '../http/realm.js';
 import type { HttpRequest, HttpResponse } from '../http/types.js';
 import { ASSETS } from './assets.js';
@@ -215,31 +217,64 @@ async function admin(visit: Visit, extra: Pick<AdminData, 'created' | 'notice'>,
   return page(status, adminPage(visit.viewer, { usage, accounts: list, rules, ...extra }), visit.cookie);
 }
 
-/** Adds a robot (its token shown in this one response) or a user, or removes an account. */
-async function adminAction(visit: Visit, action: string): Promise<HttpResponse> {
-  requireAdmin(visit);
-  const { accounts } = visit.registry;
-  if (action === 'accounts/remove') {
+/** The admin page's forms: accounts (a robot's token is shown in this one response) and rules. */
+const ADMIN_ACTIONS: Record<string, (visit: Visit) => Promise<HttpResponse>> = {
+  robots: (visit) => addAccount(visit, 'robot'),
+  users: (visit) => addAccount(visit, 'user'),
+  'accounts/remove': async (visit) => {
     const name = field(visit, 'name');
     if (name === visit.account?.name) throw fail('DENIED', 'you cannot remove your own account here');
-    if (!(await accounts.deleteAccount(name))) throw fail('NAME_UNKNOWN', `no such account: ${name}`, null, { status: 404 });
+    if (!(await visit.registry.accounts.deleteAccount(name))) throw fail('NAME_UNKNOWN', `no such account: ${name}`, null, { status: 404 });
     return admin(visit, { notice: `Removed ${name}` });
-  }
-  if (action !== 'robots' && action !== 'users') throw fail('NAME_UNKNOWN', 'no such page', null, { status: 404 });
-  const kind = action === 'robots' ? 'robot' : 'user';
+  },
+  immutable: async (visit) => {
+    const rule = await visit.registry.immutable.set(field(visit, 'pattern').trim(), words(field(visit, 'except')));
+    return admin(visit, { notice: `Tags of ${rule.pattern} are immutable` });
+  },
+  'immutable/remove': async (visit) => {
+    await visit.registry.immutable.remove(field(visit, 'pattern'));
+    return admin(visit, { notice: `Tags of ${field(visit, 'pattern')} are mutable again` });
+  },
+  retention: async (visit) => {
+    const kind = field(visit, 'kind') as RetentionKind;
+    if (!RETENTION_KINDS.includes(kind)) throw fail('UNSUPPORTED', `a rule is one of ${RETENTION_KINDS.join(', ')}`, null, { status: 400 });
+    const tags = field(visit, 'tags').trim();
+    const rule = retentionRule(field(visit, 'pattern').trim(), kind, field(visit, 'value').trim(), kind === 'untaggedDays' || tags === '' ? undefined : tags);
+    await visit.registry.retention.add(rule);
+    return admin(visit, { notice: `Added retention rule ${rule.id}` });
+  },
+  'retention/remove': async (visit) => {
+    if (!(await visit.registry.retention.remove(field(visit, 'id')))) throw fail('NAME_UNKNOWN', 'no such retention rule', null, { status: 404 });
+    return admin(visit, { notice: `Removed retention rule ${field(visit, 'id')}` });
+  },
+};
+
+async function adminAction(visit: Visit, action: string): Promise<HttpResponse> {
+  requireAdmin(visit);
+  const run = Object.hasOwn(ADMIN_ACTIONS, action) ? ADMIN_ACTIONS[action] : undefined;
+  if (!run) throw fail('NAME_UNKNOWN', 'no such page', null, { status: 404 });
+  return run(visit);
+}
+
+/** Adds a user (with the password given) or a robot (with a new token, shown in this response only). */
+async function addAccount(visit: Visit, kind: Account['kind']): Promise<HttpResponse> {
+  const { accounts } = visit.registry;
   const parsed = accountName.safeParse(field(visit, 'name').trim());
   if (!parsed.success) throw fail('UNSUPPORTED', parsed.error.issues[0].message, null, { status: 400 });
   const name = (kind === 'robot' ? ROBOT_PREFIX : '') + parsed.data;
   const role = field(visit, 'role') as Role;
   if (!ROLES.includes(role)) throw fail('UNSUPPORTED', `role is one of ${ROLES.join(', ')}`, null, { status: 400 });
-  const patterns = field(visit, 'repositories').split(/[\s,]+/).filter(Boolean);
-  const wrong = patterns.find((p) => !repositoryPattern.safeParse(p).success);
-  if (wrong !== undefined) throw fail('UNSUPPORTED', `not a repository pattern: ${wrong}`, null, { status: 400 });
+  const patterns = words(field(visit, 'repositories')).map(checkRepositoryPattern);
   if (await accounts.getAccount(name)) throw fail('DENIED', `${name} exists already`, null, { status: 409 });
   const secret = kind === 'robot' ? generateRobotToken() : field(visit, 'password');
   if (kind === 'user' && secret.length < 8) throw fail('UNSUPPORTED', 'a password has at least 8 characters', null, { status: 400 });
   await accounts.putAccount(await newAccount(kind, name, role, patterns, secret));
   return kind === 'robot' ? admin(visit, { created: { name, token: secret } }, 201) : admin(visit, { notice: `Added user ${name}` }, 201);
+}
+
+/** Space- or comma-separated entries of a form field. */
+function words(text: string): string[] {
+  return text.split(/[\s,]+/).filter(Boolean);
 }
 
 function requireAdmin(visit: Visit): void {

@@ -200,7 +200,7 @@ export interface AdminData {
   notice?: string;
 }
 
-/** Administration: storage chart, accounts (add a user or robot, remove), immutability and retention rules. */
+/** Administration: storage chart, accounts (add a user or robot, remove), immutability and retention rules (add, remove). */
 export function adminPage(viewer: Viewer, data: AdminData): Html {
   const { usage, accounts, rules } = data;
   const roleSelect = (id: string) => html`<select id="${id}" name="role">${ROLES.map((r) => html`<option value="${r}">${r}</option>`)}</select>`;
@@ -216,7 +216,7 @@ ${storageChart(usage.repositories)}
 <h2>Accounts</h2>
 <table><thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Role</th><th scope="col">Repositories</th><th scope="col">Created</th><th scope="col">Remove</th></tr></thead><tbody>
 ${accounts.map((a) => html`<tr><td>${a.name}</td><td>${a.kind}</td><td>${a.role}</td><td>${a.repositories.length > 0 ? a.repositories.join(', ') : 'all'}</td><td>${formatTime(a.createdAt)}</td>
-<td>${a.name === viewer.user ? html`<span class="muted">you</span>` : html`<form class="inline" method="post" action="/admin/accounts/remove" data-confirm="${`Remove ${a.name}?`}">${csrfField(viewer)}<input type="hidden" name="name" value="${a.name}"><button type="submit" class="small danger" aria-label="${`Remove ${a.name}`}">Remove</button></form>`}</td></tr>`)}</tbody></table>
+<td>${a.name === viewer.user ? html`<span class="muted">you</span>` : removeForm(viewer, '/admin/accounts/remove', 'name', a.name, `Remove ${a.name}`)}</td></tr>`)}</tbody></table>
 <h2>Add a robot</h2>
 <form class="panel" method="post" action="/admin/robots">${csrfField(viewer)}
 <div class="field"><label for="robot-name">Name (becomes robot$name)</label><input id="robot-name" name="name" required pattern="[a-z0-9][a-z0-9._\\-]{0,63}"></div>
@@ -231,11 +231,25 @@ ${accounts.map((a) => html`<tr><td>${a.name}</td><td>${a.kind}</td><td>${a.role}
 <div class="field"><label for="user-repos">Repository patterns (space-separated; empty: all)</label><input id="user-repos" name="repositories" placeholder="team/*"></div>
 <button type="submit">Add user</button></form>
 <h2>Immutable tags</h2>
-${rules.immutable.length === 0 ? html`<p class="muted">No rules.</p>` : html`<ul>${rules.immutable.map((r) => html`<li><code>${r.pattern}</code>${r.except.length > 0 && html` except ${r.except.join(', ')}`}</li>`)}</ul>`}
+${rules.immutable.length === 0 ? html`<p class="muted">No rules.</p>` : html`<table><thead><tr><th scope="col">Repositories</th><th scope="col">Except tags</th><th scope="col">Turn off</th></tr></thead><tbody>${rules.immutable.map((r) => html`<tr><td><code>${r.pattern}</code></td><td>${r.except.join(', ') || html`<span class="muted">none</span>`}</td><td>${removeForm(viewer, '/admin/immutable/remove', 'pattern', r.pattern, `Turn off immutable tags of ${r.pattern}`)}</td></tr>`)}</tbody></table>`}
+<form class="panel" method="post" action="/admin/immutable">${csrfField(viewer)}
+<div class="field"><label for="immutable-pattern">Repository pattern</label><input id="immutable-pattern" name="pattern" required placeholder="team/*"></div>
+<div class="field"><label for="immutable-except">Except tags (space-separated patterns)</label><input id="immutable-except" name="except" placeholder="latest dev-*"></div>
+<button type="submit">Make tags immutable</button></form>
 <h2>Retention rules</h2>
-${rules.retention.length === 0 ? html`<p class="muted">No rules.</p>` : html`<ul>${rules.retention.map((r) => html`<li><code>${r.id}</code> <code>${r.pattern}</code>: ${ruleSummary(r)}</li>`)}</ul>`}
-<p class="muted">Rules are changed with <code>npx berth repo immutable</code> and <code>npx berth retention</code>.</p>`,
+${rules.retention.length === 0 ? html`<p class="muted">No rules.</p>` : html`<table><thead><tr><th scope="col">Id</th><th scope="col">Repositories</th><th scope="col">Rule</th><th scope="col">Remove</th></tr></thead><tbody>${rules.retention.map((r) => html`<tr><td><code>${r.id}</code></td><td><code>${r.pattern}</code></td><td>${ruleSummary(r)}</td><td>${removeForm(viewer, '/admin/retention/remove', 'id', r.id, `Remove retention rule ${r.id}`)}</td></tr>`)}</tbody></table>`}
+<form class="panel" method="post" action="/admin/retention">${csrfField(viewer)}
+<div class="field"><label for="retention-pattern">Repository pattern</label><input id="retention-pattern" name="pattern" required placeholder="team/*"></div>
+<div class="field"><label for="retention-kind">Rule</label><select id="retention-kind" name="kind"><option value="keepLast">keep the last n tags</option><option value="expireDays">delete tags n days after their push</option><option value="untaggedDays">untagged manifests go after n days</option></select></div>
+<div class="field"><label for="retention-value">n</label><input id="retention-value" name="value" required inputmode="numeric" pattern="[0-9]{1,6}"></div>
+<div class="field"><label for="retention-tags">Tags (pattern; empty: all)</label><input id="retention-tags" name="tags" placeholder="v*"></div>
+<button type="submit">Add retention rule</button></form>
+<p class="muted">Immutable tags are never expired; the daily garbage collection applies the retention rules (<code>npx berth retention run</code> at once).</p>`,
   );
+}
+
+function removeForm(viewer: Viewer, action: string, name: string, value: string, label: string): Html {
+  return html`<form class="inline" method="post" action="${action}" data-confirm="${`${label}?`}">${csrfField(viewer)}<input type="hidden" name="${name}" value="${value}"><button type="submit" class="small danger" aria-label="${label}">Remove</button></form>`;
 }
 
 /** A failure as a page: what went wrong, in one line. */

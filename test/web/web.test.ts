@@ -235,6 +235,43 @@ test('an admin deletes a tag and it is gone from /v2/<name>/tags/list; settings,
   await context.close();
 });
 
+test('an admin makes tags immutable (a delete is then refused) and adds and removes a retention rule', async () => {
+  const { context, page, problems } = await newPage();
+  await signIn(page, 'root');
+  await open(page, '/admin');
+  await page.locator('#immutable-pattern').fill('web/app');
+  await page.locator('#immutable-except').fill('latest');
+  await page.getByRole('button', { name: 'Make tags immutable' }).click();
+  await page.getByRole('status').filter({ hasText: 'Tags of web/app are immutable' }).waitFor();
+  await open(page, '/r/web/app');
+  await page.getByRole('button', { name: 'Delete tag v1' }).click();
+  await page.waitForLoadState();
+  assert.match(await page.getByRole('alert').innerText(), /tag v1 of web\/app is immutable/);
+  assert.ok((await pusher.tags('web/app')).includes('v1'), 'the immutable tag stays');
+
+  await open(page, '/admin');
+  await page.locator('#retention-pattern').fill('web/*');
+  await page.getByLabel('Rule').selectOption('keepLast');
+  await page.locator('#retention-value').fill('5');
+  await page.locator('#retention-tags').fill('v*');
+  await page.getByRole('button', { name: 'Add retention rule' }).click();
+  await page.getByRole('status').filter({ hasText: 'Added retention rule' }).waitFor();
+  assert.match(await page.locator('h2:text("Retention rules") + table').innerText(), /web\/\*\s+keep last 5 tags v\*/);
+  await page.screenshot({ path: new URL('admin-rules.png', SCREENSHOTS).pathname, fullPage: true });
+  await page.getByRole('button', { name: /^Remove retention rule/ }).click();
+  await page.getByRole('status').filter({ hasText: 'Removed retention rule' }).waitFor();
+  await page.getByRole('button', { name: 'Turn off immutable tags of web/app' }).click();
+  await page.getByRole('status').filter({ hasText: 'mutable again' }).waitFor();
+  assert.equal(await page.getByText('No rules.').count(), 2);
+  await page.locator('#retention-pattern').fill('web/*');
+  await page.locator('#retention-value').fill('many');
+  await page.getByRole('button', { name: 'Add retention rule' }).evaluate((button) => (button.closest('form') as HTMLFormElement).noValidate = true);
+  await page.getByRole('button', { name: 'Add retention rule' }).click();
+  assert.match(await page.getByRole('alert').innerText(), /whole number/);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test('hostile labels, annotations and descriptions render as text and no script of theirs runs (CSP bypassed)', async () => {
   const { context, page, problems } = await newPage({ bypassCSP: true });
   // The detector itself: with the CSP bypassed, markup like the payload does run.
