@@ -51,6 +51,16 @@ const SECURITY_HEADERS = {
   'Cross-Origin-Opener-Policy': 'same-origin',
 };
 
+/**
+ * What the page after a form says it did, by the `done` parameter of the redirect: fixed texts,
+ * so that a crafted link cannot make the page say anything else.
+ */
+const NOTICES: Record<string, string | undefined> = Object.assign(Object.create(null), {
+  tag: 'The tag was deleted.',
+  manifest: 'The manifest and its tags were deleted.',
+  settings: 'Settings saved.',
+});
+
 /** One request as the pages see it. */
 interface Visit {
   registry: Registry;
@@ -158,11 +168,12 @@ async function repositories(visit: Visit): Promise<HttpResponse> {
   return page(200, repositoriesPage(visit.viewer, term, sort, list), visit.cookie);
 }
 
-async function repositoryView(visit: Visit, name: string, notice?: string): Promise<HttpResponse> {
+async function repositoryView(visit: Visit, name: string): Promise<HttpResponse> {
   const info = await visibleRepository(visit.registry, visit.caller, name);
   const tags = await tagList(visit.registry, name, pageNumber(visit.request.query));
   const rights = { delete: await visit.caller.may(name, 'delete') };
-  return page(200, repositoryPage(visit.viewer, info, tags, rights, notice ?? visit.request.query.get('notice') ?? undefined), visit.cookie);
+  const notice = NOTICES[visit.request.query.get('done') ?? ''];
+  return page(200, repositoryPage(visit.viewer, info, tags, rights, notice), visit.cookie);
 }
 
 async function imageView(visit: Visit, name: string, reference: string): Promise<HttpResponse> {
@@ -178,7 +189,7 @@ async function deleteReference(visit: Visit, name: string): Promise<HttpResponse
   if (!(await visit.caller.may(name, 'delete'))) throw fail('DENIED', `your account may not delete in ${name}`);
   const reference = field(visit, 'reference');
   await visit.registry.repositories.remove(name, parseReference(reference));
-  return seeOther(`${repositoryPath(name)}?notice=${encodeURIComponent(`Deleted ${reference}`)}`, visit.cookie);
+  return seeOther(`${repositoryPath(name)}?done=${reference.includes(':') ? 'manifest' : 'tag'}`, visit.cookie);
 }
 
 async function settings(visit: Visit, name: string): Promise<HttpResponse> {
@@ -188,7 +199,7 @@ async function settings(visit: Visit, name: string): Promise<HttpResponse> {
   await visit.registry.repositories.info(name);
   await visit.registry.repositories.setVisibility(name, visibility);
   await visit.registry.repositories.describe(name, field(visit, 'description').trim());
-  return seeOther(`${repositoryPath(name)}?notice=${encodeURIComponent('Settings saved')}`, visit.cookie);
+  return seeOther(`${repositoryPath(name)}?done=settings`, visit.cookie);
 }
 
 async function signIn(visit: Visit): Promise<HttpResponse> {

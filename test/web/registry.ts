@@ -18,18 +18,19 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Starts `npm start` (BERTH_AUTH=required) and waits until it listens. */
-export async function startServer(): Promise<Server> {
+/** Starts `npm start` (BERTH_AUTH=required, and `env`) and waits until it listens. */
+export async function startServer(env: Record<string, string> = {}): Promise<Server> {
   const dataDir = await mkdtemp(join(tmpdir(), 'berth-web-'));
   const port = 20000 + Math.floor(Math.random() * 30000);
   const child = spawn('npm', ['start', '--silent'], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', BERTH_DATA_DIR: dataDir, BERTH_AUTH: 'required' },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', BERTH_DATA_DIR: dataDir, BERTH_AUTH: 'required', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk));
-  const deadline = Date.now() + 60_000;
+  // The emulated deployment builds the Lambda bundle first.
+  const deadline = Date.now() + 180_000;
   while (!/listening on/.test(output)) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not come up:\n${output}`);
     await new Promise((resolve) => setTimeout(resolve, 100));

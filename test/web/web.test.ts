@@ -195,14 +195,14 @@ test('an admin deletes a tag and it is gone from /v2/<name>/tags/list; settings,
   assert.deepEqual((await pusher.tags('web/app')).sort(), ['old', 'v1']);
   await open(page, '/r/web/app');
   await page.getByRole('button', { name: 'Delete tag old' }).click();
-  await page.waitForURL(/notice=/);
-  assert.match(await page.getByRole('status').first().innerText(), /Deleted old/);
+  await page.waitForURL(/done=tag/);
+  assert.match(await page.getByRole('status').first().innerText(), /The tag was deleted/);
   assert.deepEqual(await pusher.tags('web/app'), ['v1']);
 
   await page.getByLabel('Visibility').selectOption('public');
   await page.getByLabel('Description').fill('Our web application');
   await page.getByRole('button', { name: 'Save settings' }).click();
-  await page.waitForURL(/notice=/);
+  await page.waitForURL(/done=settings/);
   const anonymous = await fetch(`${server.url}/v2/web/app/tags/list`);
   assert.equal(anonymous.status, 401, 'the distribution API still needs a token');
   const token = (await (await fetch(`${server.url}/token?service=${server.host}&scope=repository:web/app:pull`)).json()) as { token: string };
