@@ -32,7 +32,7 @@ import type { HttpRequest, HttpResponse } from '../http/types.js';
 import { ASSETS } from './assets.js';
 import type { Html } from './html.js';
 import { adminPage, errorPage, imagePage, loginPage, repositoriesPage, repositoryPage, type AdminData, type Viewer } from './pages.js';
-import { imageOf, referrersOf, repositoryList, SORTS, tagList, visibleRepository, type Sort } from './views.js';
+import { imageOf, referrersOf, repositoryList, SORTS, tagList, TextBudget, visibleRepository, type Sort } from './views.js';
 
 const SESSION_COOKIE = 'berth_session';
 const CSRF_COOKIE = 'berth_csrf';
@@ -178,8 +178,9 @@ async function repositoryView(visit: Visit, name: string): Promise<HttpResponse>
 
 async function imageView(visit: Visit, name: string, reference: string): Promise<HttpResponse> {
   await visibleRepository(visit.registry, visit.caller, name);
-  const image = await imageOf(visit.registry, name, lookupReference(reference));
-  const referrers = await referrersOf(visit.registry, name, image.digest);
+  const budget = new TextBudget();
+  const image = await imageOf(visit.registry, name, lookupReference(reference), budget);
+  const referrers = await referrersOf(visit.registry, name, image.digest, budget);
   const rights = { delete: await visit.caller.may(name, 'delete') };
   return page(200, imagePage(visit.viewer, name, reference, image, referrers, rights), visit.cookie);
 }

@@ -12,7 +12,7 @@ import type { ImmutableRule, RepositoryInfo, RetentionRule } from '../storage/po
 import { storageChart } from './chart.js';
 import { formatBytes, formatTime, shortDigest } from './format.js';
 import { html, pathOf, type Html, type Part } from './html.js';
-import { SORTS, strings, text, entries, type ImageView, type ListedRepository, type Paged, type ShownDescriptor, type Sort, type TagRow } from './views.js';
+import { SORTS, type ImageView, type ListedRepository, type Paged, type ShownDescriptor, type Sort, type TagRow } from './views.js';
 
 /** Who is looking, and what every page needs to know about it. */
 export interface Viewer {
@@ -99,7 +99,7 @@ export function repositoryPage(viewer: Viewer, info: RepositoryInfo, tags: Paged
   const rows = tags.items.map(
     (t, i) => html`<tr><th scope="row"><a href="${`${base}/-/manifests/${encodeURIComponent(t.tag)}`}">${t.tag}</a></th>
 <td><code title="${t.digest}">${shortDigest(t.digest)}</code></td><td class="num">${formatBytes(t.size)}</td>
-<td>${t.platforms.length > 0 ? t.platforms.join(', ') : html`<span class="muted">single platform</span>`}</td>
+<td>${t.platforms.length > 0 ? html`${t.platforms.join(', ')}${t.morePlatforms > 0 && ` and ${t.morePlatforms} more`}` : html`<span class="muted">single platform</span>`}</td>
 <td>${formatTime(t.created)}</td><td>${formatTime(t.pushedAt)}</td><td>${pullLine(viewer, `pull-${i}`, `${info.name}:${t.tag}`)}</td>
 ${rights.delete && html`<td>${deleteForm(viewer, info.name, t.tag, `Delete tag ${t.tag}`, `Delete tag ${t.tag} of ${info.name}?`)}</td>`}</tr>`,
   );
@@ -128,11 +128,17 @@ function settingsForm(viewer: Viewer, info: RepositoryInfo): Html {
 }
 
 /** An image manifest or index: layers, config, platform children, annotations, referrers. */
-export function imagePage(viewer: Viewer, name: string, reference: string, image: ImageView, referrers: ShownDescriptor[], rights: RepositoryRights): Html {
+export function imagePage(
+  viewer: Viewer,
+  name: string,
+  reference: string,
+  image: ImageView,
+  { referrers, count }: { referrers: ShownDescriptor[]; count: number },
+  rights: RepositoryRights,
+): Html {
   const base = pathOf('/r', name);
   const link = (digest: string) => `${base}/-/manifests/${encodeURIComponent(digest)}`;
-  const config = image.config?.config;
-  const platform = [text(image.config?.os), text(image.config?.architecture)].filter(Boolean).join('/');
+  const facts = image.facts;
   const shownReference = reference.includes(':') ? `${name}@${reference}` : `${name}:${reference}`;
   return layout(
     viewer,
@@ -141,33 +147,37 @@ export function imagePage(viewer: Viewer, name: string, reference: string, image
 ${pullLine(viewer, 'pull-image', shownReference)}
 <dl class="facts"><dt>Digest</dt><dd><code>${image.digest}</code></dd><dt>Media type</dt><dd><code>${image.mediaType}</code></dd>
 ${image.artifactType && html`<dt>Artifact type</dt><dd><code>${image.artifactType}</code></dd>`}
-<dt>${image.children.length > 0 ? 'Index size' : 'Size'}</dt><dd>${formatBytes(image.size)}</dd>
+<dt>${image.childCount > 0 ? 'Index size' : 'Size'}</dt><dd>${formatBytes(image.size)}</dd>
 ${image.subject && html`<dt>Subject</dt><dd><a href="${link(image.subject)}"><code>${image.subject}</code></a></dd>`}</dl>
-${image.children.length > 0 && html`<h2>Platforms</h2><table><thead><tr><th scope="col">Platform</th><th scope="col">Digest</th><th scope="col">Media type</th><th scope="col" class="num">Manifest size</th></tr></thead><tbody>
-${image.children.map((c) => html`<tr><td>${c.platform ?? html`<span class="muted">${c.annotations.find(([k]) => k === 'vnd.docker.reference.type')?.[1] ?? 'no platform'}</span>`}</td><td><a href="${link(c.digest)}"><code>${c.digest}</code></a></td><td><code>${c.mediaType}</code></td><td class="num">${formatBytes(c.size)}</td></tr>`)}</tbody></table>`}
-${image.config && html`<h2>Config</h2><dl class="facts">
-<dt>Created</dt><dd>${formatTime(text(image.config.created))}</dd>
-${platform && html`<dt>Platform</dt><dd>${platform}</dd>`}
-<dt>Entrypoint</dt><dd>${commandLine(config?.Entrypoint)}</dd>
-<dt>Command</dt><dd>${commandLine(config?.Cmd)}</dd>
-${text(config?.WorkingDir) && html`<dt>Working directory</dt><dd><code>${text(config?.WorkingDir)}</code></dd>`}
-${text(config?.User) && html`<dt>User</dt><dd><code>${text(config?.User)}</code></dd>`}
-<dt>Exposed ports</dt><dd>${entries(config?.ExposedPorts).map(([port]) => port).join(', ') || html`<span class="muted">none</span>`}</dd>
-<dt>Environment</dt><dd>${strings(config?.Env).length > 0 ? html`<ul class="plain">${strings(config?.Env).map((e) => html`<li><code>${e}</code></li>`)}</ul>` : html`<span class="muted">none</span>`}</dd></dl>
-${keyValues('Labels', entries(config?.Labels))}`}
-${image.configDescriptor && !image.config && html`<h2>Config</h2><p class="muted">Config <code>${image.configDescriptor.digest}</code> (${image.configDescriptor.mediaType}) is no image config the interface reads.</p>`}
-${image.layers.length > 0 && html`<h2>Layers</h2><table><thead><tr><th scope="col" class="num">#</th><th scope="col">Digest</th><th scope="col">Media type</th><th scope="col" class="num">Size</th></tr></thead><tbody>
-${image.layers.map((l, i) => html`<tr><td class="num">${i + 1}</td><td><code>${l.digest}</code></td><td><code>${l.mediaType}</code></td><td class="num">${formatBytes(l.size)}</td></tr>`)}</tbody></table>`}
+${image.childCount > 0 && html`<h2>Platforms</h2><table><thead><tr><th scope="col">Platform</th><th scope="col">Digest</th><th scope="col">Media type</th><th scope="col" class="num">Manifest size</th></tr></thead><tbody>
+${image.children.map((c) => html`<tr><td>${c.platform ?? html`<span class="muted">${c.annotations.find(([k]) => k === 'vnd.docker.reference.type')?.[1] ?? 'no platform'}</span>`}</td><td><a href="${link(c.digest)}"><code>${c.digest}</code></a></td><td><code>${c.mediaType}</code></td><td class="num">${formatBytes(c.size)}</td></tr>`)}</tbody></table>${more(image.childCount, image.children.length, 'manifests')}`}
+${facts && html`<h2>Config</h2><dl class="facts">
+<dt>Created</dt><dd>${formatTime(facts.created)}</dd>
+${facts.platform && html`<dt>Platform</dt><dd>${facts.platform}</dd>`}
+<dt>Entrypoint</dt><dd>${commandLine(facts.entrypoint)}</dd>
+<dt>Command</dt><dd>${commandLine(facts.command)}</dd>
+${facts.workingDir && html`<dt>Working directory</dt><dd><code>${facts.workingDir}</code></dd>`}
+${facts.user && html`<dt>User</dt><dd><code>${facts.user}</code></dd>`}
+<dt>Exposed ports</dt><dd>${facts.exposedPorts.join(', ') || html`<span class="muted">none</span>`}</dd>
+<dt>Environment</dt><dd>${facts.environment.length > 0 ? html`<ul class="plain">${facts.environment.map((e) => html`<li><code>${e}</code></li>`)}</ul>` : html`<span class="muted">none</span>`}</dd></dl>
+${keyValues('Labels', facts.labels)}`}
+${image.configDescriptor && !facts && html`<h2>Config</h2><p class="muted">Config <code>${image.configDescriptor.digest}</code> (${image.configDescriptor.mediaType}) is no image config the interface reads.</p>`}
+${image.layerCount > 0 && html`<h2>Layers</h2><table><thead><tr><th scope="col" class="num">#</th><th scope="col">Digest</th><th scope="col">Media type</th><th scope="col" class="num">Size</th></tr></thead><tbody>
+${image.layers.map((l, i) => html`<tr><td class="num">${i + 1}</td><td><code>${l.digest}</code></td><td><code>${l.mediaType}</code></td><td class="num">${formatBytes(l.size)}</td></tr>`)}</tbody></table>${more(image.layerCount, image.layers.length, 'layers')}`}
 ${keyValues('Annotations', image.annotations)}
 <h2>Referrers</h2>
-${referrers.length === 0 ? html`<p class="muted">No signatures, SBOMs or other artifacts refer to this manifest.</p>` : html`<table><thead><tr><th scope="col">Artifact type</th><th scope="col">Digest</th><th scope="col" class="num">Size</th><th scope="col">Annotations</th></tr></thead><tbody>
-${referrers.map((r) => html`<tr><td><code>${r.artifactType ?? r.mediaType}</code></td><td><a href="${link(r.digest)}"><code>${r.digest}</code></a></td><td class="num">${formatBytes(r.size)}</td><td>${r.annotations.map(([k, v]) => html`<div><code>${k}</code>: ${v}</div>`)}</td></tr>`)}</tbody></table>`}
+${count === 0 ? html`<p class="muted">No signatures, SBOMs or other artifacts refer to this manifest.</p>` : html`<table><thead><tr><th scope="col">Artifact type</th><th scope="col">Digest</th><th scope="col" class="num">Size</th><th scope="col">Annotations</th></tr></thead><tbody>
+${referrers.map((r) => html`<tr><td><code>${r.artifactType ?? r.mediaType}</code></td><td><a href="${link(r.digest)}"><code>${r.digest}</code></a></td><td class="num">${formatBytes(r.size)}</td><td>${r.annotations.map(([k, v]) => html`<div><code>${k}</code>: ${v}</div>`)}</td></tr>`)}</tbody></table>${more(count, referrers.length, 'referrers')}`}
 ${rights.delete && html`<h2>Delete</h2><p>Deleting the manifest deletes every tag that names it.</p>${deleteForm(viewer, name, image.digest, `Delete manifest ${image.digest}`, `Delete manifest ${image.digest} and its tags?`)}`}`,
   );
 }
 
-function commandLine(value: unknown): Part {
-  const parts = strings(value);
+/** A note under a table cut at its row limit. */
+function more(all: number, shown: number, what: string): Part {
+  return all > shown && html`<p class="muted">The first ${shown} of ${all} ${what}.</p>`;
+}
+
+function commandLine(parts: string[]): Part {
   return parts.length > 0 ? html`<code>${JSON.stringify(parts)}</code>` : html`<span class="muted">none</span>`;
 }
 

@@ -7,6 +7,7 @@ import type { Caller } from '../auth/service.js';
 import { fail } from '../core/errors.js';
 import type { Digest, Reference } from '../core/grammar.js';
 import type { ImageConfig } from '../core/manifests.js';
+import { escape } from './html.js';
 import type { Registry } from '../core/registry.js';
 import type { RepositorySummary } from '../core/repositories.js';
 import type { RepositoryInfo } from '../storage/ports.js';
@@ -66,6 +67,53 @@ export async function visibleRepository(registry: Registry, caller: Caller, name
   return info;
 }
 
+/**
+ * How much pusher-chosen text one page may show, counted as sent (HTML-escaped: `"` costs 6), so
+ * that a page stays under 100 KB whatever was pushed; text beyond it is cut with `…`. Lists are
+ * also cut at {@link MAX_ENTRIES} and values at {@link MAX_VALUE} characters.
+ */
+export class TextBudget {
+  constructor(private left = 60_000) {}
+
+  /** `value`, clipped to {@link MAX_VALUE} characters and to what is left of the budget. */
+  take(value: string): string {
+    const clipped = value.length > MAX_VALUE ? `${value.slice(0, MAX_VALUE)}…` : value;
+    const cost = escape(clipped).length;
+    if (cost <= this.left) {
+      this.left -= cost;
+      return clipped;
+    }
+    let out = '';
+    for (const char of clipped) {
+      const charCost = escape(char).length;
+      if (charCost > this.left) break;
+      this.left -= charCost;
+      out += char;
+    }
+    this.left = 0;
+    return `${out}…`;
+  }
+
+  /** Key/value pairs of a record, at most {@link MAX_ENTRIES}. */
+  entries(record: unknown): [string, string][] {
+    if (typeof record !== 'object' || record === null || Array.isArray(record)) return [];
+    return Object.entries(record)
+      .slice(0, MAX_ENTRIES)
+      .map(([key, value]) => [this.take(key), this.take(typeof value === 'string' ? value : JSON.stringify(value))]);
+  }
+
+  /** The strings of a config list (Entrypoint, Cmd, Env; a string alone counts as one), at most {@link MAX_ENTRIES}. */
+  strings(value: unknown): string[] {
+    if (typeof value === 'string') return [this.take(value)];
+    return Array.isArray(value) ? value.slice(0, MAX_ENTRIES).map((v) => this.take(String(v))) : [];
+  }
+
+  /** A config string field; undefined when it is no string. */
+  text(value: unknown): string | undefined {
+    return typeof value === 'string' ? this.take(value) : undefined;
+  }
+}
+
 /** A descriptor as pages show it. */
 export interface ShownDescriptor {
   mediaType: string;
@@ -84,33 +132,55 @@ export interface TagRow {
   mediaType: string;
   /** Bytes of config and layers (an index: of all its children's), as stored compressed. */
   size: number;
+  /** Platforms of an index, at most {@link MAX_PLATFORMS}, and how many more it has. */
   platforms: string[];
+  morePlatforms: number;
   /** The image config's `created`, when it has one. */
   created?: string;
   pushedAt: number;
 }
 
+/** Platforms named per tag in the tag list. */
+const MAX_PLATFORMS = 12;
+
 /** The tags of a repository, most recently pushed first, page `page`. */
 export async function tagList(registry: Registry, name: string, page: number): Promise<Paged<TagRow>> {
   const tags = (await registry.repositories.tags(name)).sort((a, b) => b.updatedAt - a.updatedAt || a.tag.localeCompare(b.tag));
   const slice = paged(tags, page, TAGS_PER_PAGE);
+  const budget = new TextBudget();
   const items = await Promise.all(
     slice.items.map(async (tag) => {
-      const image = await imageOf(registry, name, { kind: 'digest', digest: tag.digest });
-      const children = await Promise.all(image.children.filter((c) => c.platform).map((c) => imageOf(registry, name, { kind: 'digest', digest: c.digest })));
-      const first = image.config ? image : children[0];
+      const image = await imageOf(registry, name, { kind: 'digest', digest: tag.digest }, budget);
+      const platforms = image.children.filter((c) => c.platform);
+      const children = await Promise.all(platforms.map((c) => imageOf(registry, name, { kind: 'digest', digest: c.digest }, budget)));
+      const first = image.configDescriptor ? image : children[0];
       return {
         tag: tag.tag,
         digest: tag.digest,
         mediaType: tag.mediaType,
         size: image.children.length > 0 ? children.reduce((sum, child) => sum + child.size, 0) : image.size,
-        platforms: image.children.flatMap((c) => (c.platform ? [c.platform] : [])),
-        created: text(first?.config?.created),
+        platforms: platforms.slice(0, MAX_PLATFORMS).map((c) => c.platform!),
+        morePlatforms: Math.max(0, platforms.length - MAX_PLATFORMS),
+        created: first?.facts?.created,
         pushedAt: tag.updatedAt,
       };
     }),
   );
   return { ...slice, items };
+}
+
+/** What an image config says, as pages show it (image-spec "Image Configuration"). */
+export interface ConfigFacts {
+  created?: string;
+  /** `os/architecture`. */
+  platform?: string;
+  entrypoint: string[];
+  command: string[];
+  workingDir?: string;
+  user?: string;
+  exposedPorts: string[];
+  environment: string[];
+  labels: [string, string][];
 }
 
 /** An image manifest or image index, read for display. */
@@ -120,41 +190,71 @@ export interface ImageView {
   artifactType?: string;
   /** Bytes of config and layers (an image); of the index document itself (an index). */
   size: number;
+  /** At most {@link MAX_ROWS} (the count of all is `layerCount`). */
   layers: ShownDescriptor[];
+  layerCount: number;
   configDescriptor?: ShownDescriptor;
-  config?: ImageConfig;
-  /** Platform children and other manifests of an index (children without a platform: attestations and the like). */
+  /** The config's facts, when it is an image config the registry holds. */
+  facts?: ConfigFacts;
+  /** Platform children and other manifests of an index, at most {@link MAX_ROWS} (children without a platform: attestations and the like). */
   children: ShownDescriptor[];
+  childCount: number;
   annotations: [string, string][];
   subject?: Digest;
 }
 
-/** @throws RegistryError MANIFEST_UNKNOWN */
-export async function imageOf(registry: Registry, name: string, reference: Reference): Promise<ImageView> {
+/** Rows of one table of an image page (layers, index children, referrers). */
+export const MAX_ROWS = 100;
+
+/**
+ * An image or index of `name`, its pusher-chosen text drawn from `budget` (one per page).
+ * @throws RegistryError MANIFEST_UNKNOWN
+ */
+export async function imageOf(registry: Registry, name: string, reference: Reference, budget = new TextBudget()): Promise<ImageView> {
   const manifest = await registry.manifests.get(name, reference);
   // The registry accepted these bytes as a manifest or index (core/manifest.ts): the shapes hold.
   const document = JSON.parse(manifest.bytes.toString('utf8')) as RawManifest;
-  const layers = (document.layers ?? []).map(shown);
-  const configDescriptor = document.config && shown(document.config);
-  const view: ImageView = {
+  const layers = document.layers ?? [];
+  const children = document.manifests ?? [];
+  const configDescriptor = document.config && shown(document.config, budget);
+  const config = document.config && (await registry.manifests.config(name, document.config));
+  return {
     digest: manifest.digest,
     mediaType: manifest.mediaType,
-    artifactType: document.artifactType,
-    size: configDescriptor ? [configDescriptor, ...layers].reduce((sum, d) => sum + d.size, 0) : manifest.size,
-    layers,
+    artifactType: document.artifactType && budget.take(document.artifactType),
+    size: document.config ? [document.config, ...layers].reduce((sum, d) => sum + d.size, 0) : manifest.size,
+    layers: layers.slice(0, MAX_ROWS).map((d) => shown(d, budget)),
+    layerCount: layers.length,
     configDescriptor,
-    children: (document.manifests ?? []).map(shown),
-    annotations: entries(document.annotations),
+    facts: config && factsOf(config, budget),
+    children: children.slice(0, MAX_ROWS).map((d) => shown(d, budget)),
+    childCount: children.length,
+    annotations: budget.entries(document.annotations),
     subject: document.subject?.digest,
   };
-  if (document.config) view.config = await registry.manifests.config(name, document.config);
-  return view;
 }
 
-/** The referrers of `digest` (signatures, SBOMs, attestations) with their artifact types. */
-export async function referrersOf(registry: Registry, name: string, digest: Digest): Promise<ShownDescriptor[]> {
+function factsOf(image: ImageConfig, budget: TextBudget): ConfigFacts {
+  const config = typeof image.config === 'object' && image.config !== null ? image.config : {};
+  const platform = [budget.text(image.os), budget.text(image.architecture)].filter(Boolean).join('/');
+  return {
+    created: budget.text(image.created),
+    platform: platform || undefined,
+    entrypoint: budget.strings(config.Entrypoint),
+    command: budget.strings(config.Cmd),
+    workingDir: budget.text(config.WorkingDir) || undefined,
+    user: budget.text(config.User) || undefined,
+    exposedPorts: budget.entries(config.ExposedPorts).map(([port]) => port),
+    environment: budget.strings(config.Env),
+    labels: budget.entries(config.Labels),
+  };
+}
+
+/** The referrers of `digest` (signatures, SBOMs, attestations) with their artifact types, at most {@link MAX_ROWS}. */
+export async function referrersOf(registry: Registry, name: string, digest: Digest, budget: TextBudget): Promise<{ referrers: ShownDescriptor[]; count: number }> {
   const index = JSON.parse((await registry.manifests.referrers(name, digest)).toString('utf8')) as RawManifest;
-  return (index.manifests ?? []).map(shown);
+  const all = index.manifests ?? [];
+  return { referrers: all.slice(0, MAX_ROWS).map((d) => shown(d, budget)), count: all.length };
 }
 
 interface RawDescriptor {
@@ -175,39 +275,16 @@ interface RawManifest {
   annotations?: Record<string, string>;
 }
 
-function shown(descriptor: RawDescriptor): ShownDescriptor {
+function shown(descriptor: RawDescriptor, budget: TextBudget): ShownDescriptor {
   const { platform } = descriptor;
   // `unknown/unknown` marks the attestation manifests buildx adds to an index: no platform.
   const named = platform && !(platform.os === 'unknown' && platform.architecture === 'unknown');
   return {
-    mediaType: descriptor.mediaType,
+    mediaType: budget.take(descriptor.mediaType),
     digest: descriptor.digest,
     size: descriptor.size,
-    platform: named ? [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/') : undefined,
-    artifactType: descriptor.artifactType,
-    annotations: entries(descriptor.annotations),
+    platform: named ? budget.take([platform.os, platform.architecture, platform.variant].filter(Boolean).join('/')) : undefined,
+    artifactType: descriptor.artifactType && budget.take(descriptor.artifactType),
+    annotations: budget.entries(descriptor.annotations),
   };
-}
-
-/** Key/value pairs of a record, at most {@link MAX_ENTRIES}, values clipped to {@link MAX_VALUE} characters. */
-export function entries(record: unknown): [string, string][] {
-  if (typeof record !== 'object' || record === null || Array.isArray(record)) return [];
-  return Object.entries(record)
-    .slice(0, MAX_ENTRIES)
-    .map(([key, value]) => [clip(key), clip(typeof value === 'string' ? value : JSON.stringify(value))]);
-}
-
-/** The strings of a config list (Entrypoint, Cmd, Env), at most {@link MAX_ENTRIES}, clipped. */
-export function strings(value: unknown): string[] {
-  if (typeof value === 'string') return [clip(value)];
-  return Array.isArray(value) ? value.slice(0, MAX_ENTRIES).map((v) => clip(String(v))) : [];
-}
-
-/** A config string field, clipped; undefined when it is no string. */
-export function text(value: unknown): string | undefined {
-  return typeof value === 'string' ? clip(value) : undefined;
-}
-
-function clip(value: string): string {
-  return value.length > MAX_VALUE ? `${value.slice(0, MAX_VALUE)}…` : value;
 }

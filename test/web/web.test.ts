@@ -50,6 +50,9 @@ before(async () => {
     { Labels: { [HOSTILE_SCRIPT]: HOSTILE_ATTRIBUTE, note: HOSTILE_SCRIPT }, Env: [`X=${HOSTILE_ATTRIBUTE}`] },
     { annotations: { 'org.opencontainers.image.description': `${HOSTILE_SCRIPT}${HOSTILE_ATTRIBUTE}`, [HOSTILE_ATTRIBUTE]: HOSTILE_SCRIPT } },
   );
+  // Text that costs most once escaped, as much as a config (1 MiB read at most) and manifest hold.
+  const many = (n: number, value: string) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`key${i}`, value]));
+  await pusher.image('web/hostile', 'huge', { Labels: many(100, '"'.repeat(3000)), Env: Array.from({ length: 100 }, () => `X=${'<'.repeat(2000)}`) }, { annotations: many(100, "'".repeat(3000)) });
   await pusher.image('web/public', 'stable', { Cmd: ['hello'] });
   await cli(server, ['repo', 'visibility', 'web/public', 'public']);
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
@@ -294,6 +297,10 @@ test('hostile labels, annotations and descriptions render as text and no script 
     assert.deepEqual(await page.locator('script').evaluateAll((scripts) => scripts.map((s) => s.getAttribute('src'))), ['/-/app.js']);
     assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: string }).__pwned), undefined, `${path}: a payload ran`);
   }
+  // The most expensive text a push can carry is cut to keep the page under 100 KB (open checks the size).
+  await open(page, '/r/web/hostile/-/manifests/huge');
+  assert.match(await page.locator('h2:text("Config") + dl').innerText(), /X=<+…/);
+  assert.match(await page.locator('h2:text("Labels") + table').innerText(), /…/);
   assert.deepEqual(problems, []);
   await context.close();
 });
