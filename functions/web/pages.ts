@@ -1,11 +1,9 @@
 /**
  * The pages of the web interface as HTML templates. Every value that reaches a page from a
  * pusher or a visitor (names, tags, descriptions, labels, annotations, form input) goes through
- * {@link html}'s escaping; the only markup not built by `html` is the SVG chart (chart.ts, itself
- * built with `html`).
+ * {@link html}'s escaping, the SVG chart (chart.ts) included.
  */
-import type { Account } from '../auth/accounts.js';
-import { ROLES } from '../auth/accounts.js';
+import { ROLES, type Account } from '../auth/accounts.js';
 import type { DiskUsage } from '../core/repositories.js';
 import { ruleSummary } from '../core/retention.js';
 import type { ImmutableRule, RepositoryInfo, RetentionRule } from '../storage/ports.js';
