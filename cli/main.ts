@@ -23,21 +23,21 @@
  * `--stage <stage> [--region <region>]` on that deployed stage's table, with the operator's AWS
  * credentials.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { appendFile, readFile } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { accountName, repositoryPattern, ROBOT_PREFIX, ROLES, type Account, type Role } from '../functions/auth/accounts.js';
-import { generateRobotToken, hashPassword } from '../functions/auth/passwords.js';
+import { generateRobotToken, hashPassword, newAccount } from '../functions/auth/passwords.js';
 import { ACCESS_TOKEN_SECONDS } from '../functions/auth/tokens.js';
 import { RegistryError } from '../functions/core/errors.js';
 import { DEFAULT_GRACE_MS, GarbageCollector, parseDuration, type GcReport } from '../functions/core/gc.js';
 import { parseReference, parseRepositoryName, type Digest, type Reference } from '../functions/core/grammar.js';
-import { ImmutableTags } from '../functions/core/immutable.js';
+import { checkRepositoryPattern, ImmutableTags } from '../functions/core/immutable.js';
 import { Manifests } from '../functions/core/manifests.js';
-import { Repositories } from '../functions/core/repositories.js';
-import { Retention } from '../functions/core/retention.js';
+import { MAX_DESCRIPTION, Repositories } from '../functions/core/repositories.js';
+import { Retention, retentionRule, ruleSummary } from '../functions/core/retention.js';
 import { UploadSessions } from '../functions/core/sessions.js';
 import type { AuditRecord } from '../functions/http/audit.js';
 import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dynamodb.js';
@@ -124,6 +124,16 @@ function parseCommandLine() {
   }
 }
 
+/** Runs `work`, reporting the core's refusal of bad input (UNSUPPORTED) as the operator's mistake. */
+async function asUsage<T>(work: () => T | Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof RegistryError && error.code === 'UNSUPPORTED') throw new UsageError(error.message);
+    throw error;
+  }
+}
+
 /** The table to work on and, locally, the running server's login mode (undefined: not recorded). */
 interface Target {
   store: DynamoMetadataStore;
@@ -202,7 +212,7 @@ const COMMANDS: Record<string, (target: Target, args: string[]) => Promise<void>
   'robot rotate': ({ store }, [name]) => rotate(store, name),
   'robot remove': ({ store }, [name]) => removeAccount(store, ROBOT_PREFIX + validName(name)),
   'repo visibility': (target, [name, value]) => visibility(target, name, value),
-  'repo describe': ({ store }, [name, text]) => describe(store, name, text),
+  'repo describe': (target, [name, text]) => describe(target, name, text),
   'repo ls': (target) => listRepositories(target),
   'repo immutable': (target, [pattern, value]) => immutable(target, pattern, value),
   'tag ls': (target, [name]) => listTags(target, name),
@@ -239,16 +249,7 @@ async function addAccount(target: Target, kind: Account['kind'], rawName: string
     if (!repositoryPattern.safeParse(pattern).success) throw new UsageError(`not a repository pattern: ${pattern}`);
     return pattern;
   });
-  const account: Account = {
-    name,
-    kind,
-    role: validRole(options.role),
-    repositories,
-    passwordHash: await hashPassword(secret),
-    // Not 1: a re-created name must not revive refresh tokens issued to the account it replaces.
-    credentialVersion: Date.now(),
-    createdAt: Date.now(),
-  };
+  const account = await newAccount(kind, name, validRole(options.role), repositories, secret);
   await store.putAccount(account);
   console.log(`added ${kind} ${name} (${account.role}${repositories.length ? ` on ${repositories.join(', ')}` : ' on all repositories'})`);
   if (kind === 'robot') printRobotToken(name, secret);
@@ -320,15 +321,15 @@ async function visibility(target: Target, repository: string | undefined, value:
   const current = await store.getRepository(name);
   const pushed = current?.pushedAt !== undefined;
   if (value === undefined) return void console.log(`${name} is ${current?.visibility ?? 'private'}${pushed ? '' : ' (nothing pushed there yet)'}`);
-  await store.setVisibility(name, value);
+  await repositoriesOf(target).setVisibility(name, value);
   console.log(`${name} is ${value}`);
   if (!pushed) console.error(`berth: warning: nothing has been pushed to ${name} yet; it will be ${value} when something is`);
   warnIfOpen(target);
 }
 
-async function describe(store: DynamoMetadataStore, repository: string | undefined, text: string | undefined): Promise<void> {
-  if (text === undefined || text.length > 300) throw new UsageError('give the description as one argument of at most 300 characters');
-  await store.setDescription(validRepository(repository), text);
+async function describe(target: Target, repository: string | undefined, text: string | undefined): Promise<void> {
+  if (text === undefined || text.length > MAX_DESCRIPTION) throw new UsageError(`give the description as one argument of at most ${MAX_DESCRIPTION} characters`);
+  await repositoriesOf(target).describe(validRepository(repository), text);
   console.log(`${repository}: ${text}`);
 }
 
@@ -349,22 +350,19 @@ async function immutable({ store }: Target, pattern: string | undefined, value: 
     for (const rule of rules) console.log(`${rule.pattern}\timmutable${rule.except.length ? `, except ${rule.except.join(', ')}` : ''}`);
     return;
   }
-  if (!repositoryPattern.safeParse(pattern).success) throw new UsageError(`not a repository pattern: ${pattern}`);
+  const rules = new ImmutableTags(store);
   if (value === 'off') {
     if (options.except) throw new UsageError('--except goes with on');
-    console.log((await store.deleteImmutableRule(pattern)) ? `tags of ${pattern} are mutable again` : `${pattern} had no rule; nothing changed`);
+    console.log((await rules.remove(await asUsage(() => checkRepositoryPattern(pattern)))) ? `tags of ${pattern} are mutable again` : `${pattern} had no rule; nothing changed`);
     return;
   }
   if (value !== 'on') throw new UsageError('repo immutable <pattern> on|off [--except <tag>...]');
-  const except = options.except ?? [];
-  for (const tag of except) if (!/^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}$/.test(tag)) throw new UsageError(`not a tag (or tag pattern): ${tag}`);
-  await store.putImmutableRule({ pattern, except });
+  const { except } = await asUsage(() => rules.set(pattern, options.except ?? []));
   console.log(`tags of ${pattern} are immutable${except.length ? `, except ${except.join(', ')}` : ''}`);
 }
 
 function describeRule(rule: RetentionRule): string {
-  const what = rule.keepLast !== undefined ? `keep last ${rule.keepLast} tags ${rule.tags}` : rule.expireDays !== undefined ? `expire tags ${rule.tags} after ${rule.expireDays} days` : `untagged manifests go after ${rule.untaggedDays} days`;
-  return `${rule.id}\t${rule.pattern}\t${what}`;
+  return `${rule.id}\t${rule.pattern}\t${ruleSummary(rule)}`;
 }
 
 async function listRetention(store: DynamoMetadataStore): Promise<void> {
@@ -374,16 +372,11 @@ async function listRetention(store: DynamoMetadataStore): Promise<void> {
 }
 
 async function addRetention(store: DynamoMetadataStore, pattern: string | undefined): Promise<void> {
-  if (!pattern || !repositoryPattern.safeParse(pattern).success) throw new UsageError(`retention add needs a repository pattern (team/*), not ${JSON.stringify(pattern ?? '')}`);
+  if (!pattern) throw new UsageError('retention add needs a repository pattern (team/*)');
   const given = (['keep-last', 'expire-days', 'untagged-days'] as const).filter((name) => options[name] !== undefined);
   if (given.length !== 1) throw new UsageError('give exactly one of --keep-last, --expire-days, --untagged-days');
-  const text = options[given[0]]!;
-  if (!/^\d{1,6}$/.test(text)) throw new UsageError(`--${given[0]} takes a whole number, not ${text}`);
-  const tags = options.tags ?? '*';
-  if (!/^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}$/.test(tags)) throw new UsageError(`not a tag pattern: ${tags}`);
-  if (given[0] === 'untagged-days' && options.tags !== undefined) throw new UsageError('--tags goes with --keep-last and --expire-days');
-  const field = { 'keep-last': 'keepLast', 'expire-days': 'expireDays', 'untagged-days': 'untaggedDays' }[given[0]];
-  const rule = { id: randomBytes(3).toString('hex'), pattern, tags, [field]: Number(text) } as RetentionRule;
+  const kind = ({ 'keep-last': 'keepLast', 'expire-days': 'expireDays', 'untagged-days': 'untaggedDays' } as const)[given[0]];
+  const rule = await asUsage(() => retentionRule(pattern, kind, options[given[0]]!, options.tags));
   await store.putRetentionRule(rule);
   console.log(`added retention rule ${describeRule(rule)}`);
 }

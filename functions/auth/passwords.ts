@@ -3,6 +3,7 @@
  * same time whether or not the account exists, so timing reveals nothing about user names.
  */
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import type { Account, Role } from './accounts.js';
 
 const scrypt = (password: string, salt: Buffer, length: number, options: ScryptOptions) =>
   new Promise<Buffer>((resolve, reject) =>
@@ -40,4 +41,21 @@ export async function verifyPassword(password: string, stored: string | undefine
 /** A random robot token (256 bits), shown once. */
 export function generateRobotToken(): string {
   return `berth_${randomBytes(32).toString('base64url')}`;
+}
+
+/**
+ * A new account of `kind` named `name` (robots: with the `robot$` prefix) whose password or robot
+ * token is `secret`, stored hashed.
+ */
+export async function newAccount(kind: Account['kind'], name: string, role: Role, repositories: string[], secret: string): Promise<Account> {
+  return {
+    name,
+    kind,
+    role,
+    repositories,
+    passwordHash: await hashPassword(secret),
+    // Not 1: a re-created name must not revive refresh tokens issued to the account it replaces.
+    credentialVersion: Date.now(),
+    createdAt: Date.now(),
+  };
 }

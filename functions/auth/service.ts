@@ -3,7 +3,9 @@
  * caller is (Bearer token, Basic credentials, or nobody), what they may do, the token service
  * behind `/token`, and the 401 challenge that sends clients there.
  */
+import { randomBytes } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
+import { z } from 'zod';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fail, RegistryError } from '../core/errors.js';
 import type { AccountStore, MetadataStore, RepositoryInfo } from '../storage/ports.js';
@@ -17,6 +19,10 @@ export type AuthMode = 'required' | 'off';
 
 /** Names an account can have: a user name, or `robot$` and one (see accounts.ts). */
 const ACCOUNT_NAME = /^(robot\$)?[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/** How long a web session lasts (ms): a working day; signing in again is cheap. */
+export const SESSION_MS = 12 * 3600 * 1000;
+const sessionClaims = z.object({ sub: z.string(), ver: z.number(), exp: z.number(), csrf: z.string() });
 
 /** Most scopes one token request may ask for; each costs a repository read. */
 const MAX_SCOPES = 20;
@@ -109,6 +115,12 @@ export class Auth {
     if (scheme !== undefined && scheme !== 'basic') throw this.challenge(realm, []);
     let account: Account | undefined;
     if (scheme === 'basic') account = await this.login(...decodeBasic(value), source).catch(rethrowWith(this.challenge(realm, [])));
+    return this.callerOf(account);
+  }
+
+  /** What `account` (undefined: anonymous) may do, by its role and the repositories' visibility; everything while logins are off. */
+  callerOf(account: Account | undefined): Caller {
+    if (this.mode === 'off') return EVERYTHING;
     return {
       account: account?.name,
       may: async (repository, action) => this.permits(account, await this.repository(repository), action),
@@ -116,6 +128,39 @@ export class Auth {
       mayBrowse: () => true,
       mayAdminister: () => administers(account),
     };
+  }
+
+  /**
+   * Signs a user in to the web interface (robots cannot): the password is checked by
+   * {@link login}, throttle included. Returns the session, sealed for a cookie
+   * ({@link TokenService.seal}: only this deployment can read or make one), and its CSRF token.
+   * @throws RegistryError DENIED (robots), UNAUTHORIZED, TOOMANYREQUESTS.
+   */
+  async signIn(name: string, password: string, source: string): Promise<{ sealed: string; csrf: string; account: Account }> {
+    if (name.startsWith(ROBOT_PREFIX)) throw fail('DENIED', 'robot accounts cannot sign in; they log in with their token from docker or CI');
+    const account = await this.login(name, password, source);
+    const csrf = randomBytes(24).toString('base64url');
+    const claims: z.infer<typeof sessionClaims> = { sub: account.name, ver: account.credentialVersion, exp: Date.now() + SESSION_MS, csrf };
+    return { sealed: await this.tokens.seal(JSON.stringify(claims)), csrf, account };
+  }
+
+  /**
+   * The account and CSRF token of a sealed session; undefined when it is not one of this
+   * deployment's, has expired, or its account is gone or changed credentials since (a new
+   * password or `npx berth user revoke` ends every session).
+   */
+  async session(sealed: string): Promise<{ account: Account; csrf: string } | undefined> {
+    const opened = await this.tokens.open(sealed);
+    let claims;
+    try {
+      claims = opened === undefined ? undefined : sessionClaims.parse(JSON.parse(opened));
+    } catch {
+      return undefined;
+    }
+    if (!claims || claims.exp <= Date.now()) return undefined;
+    const account = await this.accounts.getAccount(claims.sub);
+    if (!account || account.kind !== 'user' || account.credentialVersion !== claims.ver) return undefined;
+    return { account, csrf: claims.csrf };
   }
 
   /**

@@ -6,13 +6,50 @@
  * distribution API (and so `docker push`) and for `npx berth rm`; the tag write itself is
  * conditional, so two first pushes of one immutable tag cannot both win.
  */
-import { matches } from '../auth/accounts.js';
+import { matches, repositoryPattern } from '../auth/accounts.js';
 import { fail, type RegistryError } from './errors.js';
 import type { ImmutableRule, MetadataStore } from '../storage/ports.js';
+
+/** Tag patterns (rule exceptions, retention's tag filters): a tag where `*` stands for any characters. */
+export const TAG_PATTERN = /^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}$/;
+
+/**
+ * @throws RegistryError UNSUPPORTED (400) unless `pattern` is a repository pattern (`team/*`).
+ * @returns the pattern.
+ */
+export function checkRepositoryPattern(pattern: string): string {
+  if (!repositoryPattern.safeParse(pattern).success) throw fail('UNSUPPORTED', `not a repository pattern: ${pattern}`, null, { status: 400 });
+  return pattern;
+}
+
+/**
+ * @throws RegistryError UNSUPPORTED (400) unless `pattern` is a tag pattern ({@link TAG_PATTERN}).
+ * @returns the pattern.
+ */
+export function checkTagPattern(pattern: string): string {
+  if (!TAG_PATTERN.test(pattern)) throw fail('UNSUPPORTED', `not a tag (or tag pattern): ${pattern}`, null, { status: 400 });
+  return pattern;
+}
 
 /** The immutability rules of one registry. */
 export class ImmutableTags {
   constructor(private readonly metadata: MetadataStore) {}
+
+  /**
+   * Makes the tags of repositories matching `pattern` immutable, except tags matching `except`
+   * (replacing the pattern's rule, if any).
+   * @throws RegistryError UNSUPPORTED (400) for a bad repository or tag pattern.
+   */
+  async set(pattern: string, except: string[]): Promise<ImmutableRule> {
+    const rule = { pattern: checkRepositoryPattern(pattern), except: except.map(checkTagPattern) };
+    await this.metadata.putImmutableRule(rule);
+    return rule;
+  }
+
+  /** Turns the rule of `pattern` off; false when there was none. */
+  remove(pattern: string): Promise<boolean> {
+    return this.metadata.deleteImmutableRule(pattern);
+  }
 
   /** A lookup of the rule that governs each tag of `repository` (one read of the rules). */
   async of(repository: string): Promise<(tag: string) => ImmutableRule | undefined> {

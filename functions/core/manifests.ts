@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import type { BlobLinks } from './blobs.js';
 import { fail } from './errors.js';
 import { immutableTag, type ImmutableTags } from './immutable.js';
+import { MAX_DESCRIPTION } from './repositories.js';
 import { digestAlgorithm, type Digest, type Reference } from './grammar.js';
 import { DESCRIPTION_KEY, IMAGE_CONFIG_TYPES, MediaTypes, parseManifest, type ParsedManifest } from './manifest.js';
 import type { BlobStore, Descriptor, ManifestRecord, MetadataStore, Page } from '../storage/ports.js';
@@ -23,8 +24,6 @@ const MAX_REFERENCES = 5000;
 const REFERENCE_CHECKS_AT_ONCE = 32;
 /** Image configs larger than this are not read for a description label. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
-/** Descriptions are kept to this many characters (docker search shows 45). */
-const MAX_DESCRIPTION = 300;
 /** Referrer annotations beyond this are dropped from the referrers list (the item limit again). */
 const MAX_REFERRER_ANNOTATIONS = 64 * 1024;
 
@@ -34,6 +33,17 @@ export interface ManifestContent {
   mediaType: string;
   size: number;
   bytes: Buffer;
+}
+
+/**
+ * The parts of an image config (image-spec "Image Configuration") that people read; any field
+ * may be missing or of another type, since the registry stores configs as pushed.
+ */
+export interface ImageConfig {
+  created?: unknown;
+  architecture?: unknown;
+  os?: unknown;
+  config?: { Entrypoint?: unknown; Cmd?: unknown; Env?: unknown; ExposedPorts?: unknown; Labels?: Record<string, unknown>; WorkingDir?: unknown; User?: unknown };
 }
 
 /** Manifest push, pull and delete, tags and referrers of one registry. */
@@ -112,15 +122,22 @@ export class Manifests {
   private async description(repository: string, parsed: ParsedManifest): Promise<string | undefined> {
     const annotated = parsed.annotations?.[DESCRIPTION_KEY];
     if (annotated !== undefined) return clipDescription(annotated);
-    const { config } = parsed;
-    if (!config || !IMAGE_CONFIG_TYPES.has(config.mediaType)) return undefined;
-    // The stored size, not the descriptor's claim, decides whether the config is read.
-    const blob = await this.metadata.getBlobLink(repository, config.digest);
+    const label = parsed.config && (await this.config(repository, parsed.config))?.config?.Labels?.[DESCRIPTION_KEY];
+    return typeof label === 'string' ? clipDescription(label) : undefined;
+  }
+
+  /**
+   * The image config JSON `descriptor` names (image-spec "Image Configuration"), read when it is
+   * linked to `repository`, of a config media type and at most 1 MiB as stored (the stored size,
+   * not the descriptor's claim, decides); undefined otherwise or when it is no JSON object.
+   */
+  async config(repository: string, descriptor: { mediaType: string; digest: Digest }): Promise<ImageConfig | undefined> {
+    if (!IMAGE_CONFIG_TYPES.has(descriptor.mediaType)) return undefined;
+    const blob = await this.metadata.getBlobLink(repository, descriptor.digest);
     if (!blob || blob.size > MAX_CONFIG_BYTES) return undefined;
     try {
-      const image = JSON.parse((await this.store.read(blob!.key)).toString('utf8'));
-      const label = image?.config?.Labels?.[DESCRIPTION_KEY];
-      return typeof label === 'string' ? clipDescription(label) : undefined;
+      const image: unknown = JSON.parse((await this.store.read(blob.key)).toString('utf8'));
+      return typeof image === 'object' && image !== null ? (image as ImageConfig) : undefined;
     } catch {
       return undefined; // a config that is not JSON describes nothing; the push itself is fine
     }

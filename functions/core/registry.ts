@@ -10,6 +10,7 @@ import { GarbageCollector } from './gc.js';
 import { ImmutableTags } from './immutable.js';
 import { Manifests } from './manifests.js';
 import { Repositories } from './repositories.js';
+import { Retention } from './retention.js';
 import { Search } from './search.js';
 import { UploadSessions } from './sessions.js';
 import type { PathKey } from './signed-paths.js';
@@ -40,6 +41,12 @@ export interface Registry {
   repositories: Repositories;
   /** The host names the registry answers to (BERTH_HOSTS, lower case, `name` or `name:port`); undefined: any. */
   hosts?: readonly string[];
+  /** Immutability rules (core/immutable.ts). */
+  immutable: ImmutableTags;
+  /** Retention rules (core/retention.ts). */
+  retention: Retention;
+  /** Users and robots (the web interface's admin page; the CLI works on the table directly). */
+  accounts: AccountStore;
 }
 
 /** Wires the services onto the stores. */
@@ -87,6 +94,9 @@ export function createRegistry(
     search: new Search(metadata),
     gc: new GarbageCollector(metadata, store, sessions, options.requests, options.spent),
     repositories: new Repositories(metadata, manifests, immutable),
+    immutable,
+    retention: new Retention(metadata, immutable),
+    accounts: metadata,
   };
 }
 

@@ -9,7 +9,11 @@ import { fail } from './errors.js';
 import type { Digest, Reference } from './grammar.js';
 import { immutableTag, type ImmutableTags } from './immutable.js';
 import type { Manifests } from './manifests.js';
-import type { MetadataStore, RepositoryInfo, TagRecord } from '../storage/ports.js';
+import type { Visibility } from '../auth/accounts.js';
+import type { ImmutableRule, MetadataStore, RepositoryInfo, RetentionRule, TagRecord } from '../storage/ports.js';
+
+/** Longest description an admin can set (characters); pushed ones are clipped to it (core/manifests.ts). */
+export const MAX_DESCRIPTION = 300;
 
 /** One repository as `repo ls` shows it. */
 export interface RepositorySummary {
@@ -44,18 +48,51 @@ export class Repositories {
   /** Every repository of the catalog, with its tags, manifests and stored bytes (one partition read each). */
   async list(): Promise<RepositorySummary[]> {
     const summaries: RepositorySummary[] = [];
-    for (const info of await this.catalog()) {
-      const contents = await this.metadata.readRepository(info.name);
-      summaries.push({
-        name: info.name,
-        visibility: info.visibility,
-        tags: contents.tags.length,
-        manifests: contents.manifests.length,
-        bytes: contents.links.reduce((sum, link) => sum + link.size, 0),
-        pushedAt: info.pushedAt,
-      });
-    }
+    for (const info of await this.catalog()) summaries.push(await this.summary(info));
     return summaries;
+  }
+
+  /** One repository's counts and stored bytes (one partition read). */
+  async summary(info: RepositoryInfo): Promise<RepositorySummary> {
+    const contents = await this.metadata.readRepository(info.name);
+    return {
+      name: info.name,
+      visibility: info.visibility,
+      tags: contents.tags.length,
+      manifests: contents.manifests.length,
+      bytes: contents.links.reduce((sum, link) => sum + link.size, 0),
+      pushedAt: info.pushedAt,
+    };
+  }
+
+  /**
+   * The catalog entry of `repository`.
+   * @throws RegistryError NAME_UNKNOWN
+   */
+  async info(repository: string): Promise<RepositoryInfo> {
+    const info = await this.metadata.getRepository(repository);
+    if (!info) throw unknownRepository(repository);
+    return info;
+  }
+
+  /** Sets who may pull `repository` without an account (creates its catalog entry if needed). */
+  async setVisibility(repository: string, visibility: Visibility): Promise<void> {
+    await this.metadata.setVisibility(repository, visibility);
+  }
+
+  /**
+   * Sets the description `docker search` and the web interface show.
+   * @throws RegistryError UNSUPPORTED (400) above {@link MAX_DESCRIPTION} characters.
+   */
+  async describe(repository: string, text: string): Promise<void> {
+    if (text.length > MAX_DESCRIPTION) throw fail('UNSUPPORTED', `a description has at most ${MAX_DESCRIPTION} characters`, null, { status: 400 });
+    await this.metadata.setDescription(repository, text);
+  }
+
+  /** The immutability and retention rules of the registry (core/immutable.ts, core/retention.ts). */
+  async rules(): Promise<{ immutable: ImmutableRule[]; retention: RetentionRule[] }> {
+    const [immutable, retention] = await Promise.all([this.metadata.listImmutableRules(), this.metadata.listRetentionRules()]);
+    return { immutable, retention };
   }
 
   /**
@@ -123,7 +160,7 @@ export class Repositories {
   }
 
   private async known(repository: string): Promise<void> {
-    if (!(await this.metadata.getRepository(repository))) throw fail('NAME_UNKNOWN', `repository ${repository} not known to registry`, { name: repository });
+    await this.info(repository);
   }
 
   private async catalog(): Promise<RepositoryInfo[]> {
@@ -136,4 +173,8 @@ export class Repositories {
     } while (last);
     return all;
   }
+}
+
+function unknownRepository(repository: string) {
+  return fail('NAME_UNKNOWN', `repository ${repository} not known to registry`, { name: repository });
 }

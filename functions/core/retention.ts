@@ -6,11 +6,37 @@
  * alive goes at the garbage collection that follows (the daily `gc` applies the rules first).
  * Immutable tags (core/immutable.ts) are never expired.
  */
+import { randomBytes } from 'node:crypto';
 import { matches } from '../auth/accounts.js';
-import type { ImmutableTags } from './immutable.js';
+import { fail } from './errors.js';
+import { checkRepositoryPattern, checkTagPattern, type ImmutableTags } from './immutable.js';
 import type { MetadataStore, RetentionRule, TagRecord } from '../storage/ports.js';
 
 const DAY_MS = 24 * 3600 * 1000;
+
+/** What a retention rule sets: one of these, a whole number. */
+export const RETENTION_KINDS = ['keepLast', 'expireDays', 'untaggedDays'] as const;
+export type RetentionKind = (typeof RETENTION_KINDS)[number];
+
+/**
+ * A new retention rule with a fresh id: for the repositories matching `pattern`, `kind` set to
+ * `value` (a whole number of tags or days, as typed), for the tags matching `tags` (not with
+ * `untaggedDays`, which concerns untagged manifests).
+ * @throws RegistryError UNSUPPORTED (400) for a bad pattern, number or combination.
+ */
+export function retentionRule(pattern: string, kind: RetentionKind, value: string, tags?: string): RetentionRule {
+  const invalid = (message: string) => fail('UNSUPPORTED', message, null, { status: 400 });
+  if (!/^\d{1,6}$/.test(value)) throw invalid(`a retention rule takes a whole number, not ${value.slice(0, 20)}`);
+  if (kind === 'untaggedDays' && tags !== undefined) throw invalid('a tag pattern goes with keep-last and expire-days rules');
+  return { id: randomBytes(3).toString('hex'), pattern: checkRepositoryPattern(pattern), tags: checkTagPattern(tags ?? '*'), [kind]: Number(value) };
+}
+
+/** What a rule does, in words (`keep last 3 tags v*`), for `retention ls` and the web interface. */
+export function ruleSummary(rule: RetentionRule): string {
+  if (rule.keepLast !== undefined) return `keep last ${rule.keepLast} tags ${rule.tags}`;
+  if (rule.expireDays !== undefined) return `expire tags ${rule.tags} after ${rule.expireDays} days`;
+  return `untagged manifests go after ${rule.untaggedDays} days`;
+}
 
 /** A tag a rule expires, and why. */
 export interface ExpiredTag {
@@ -75,6 +101,18 @@ export class Retention {
       last = page.last;
     } while (last);
     return result;
+  }
+
+  /** Stores a rule made by {@link retentionRule}. */
+  async add(rule: RetentionRule): Promise<void> {
+    await this.metadata.putRetentionRule(rule);
+    this.rules = undefined;
+  }
+
+  /** Removes rule `id`; false when there was none. */
+  async remove(id: string): Promise<boolean> {
+    this.rules = undefined;
+    return this.metadata.deleteRetentionRule(id);
   }
 
   private all(): Promise<RetentionRule[]> {

@@ -16,6 +16,7 @@ import type { Access } from '../auth/access.js';
 import { ADMIN_SCOPE, type Caller } from '../auth/service.js';
 import { adminCollect, adminDeleteRepository, adminRepositories, adminTags, adminUsage } from './admin.js';
 import { realmOf } from './realm.js';
+import { isWebPath, serveWeb } from '../web/handler.js';
 import { appendChunk, cancelUpload, finishUpload, startUpload, uploadStatus } from './uploads.js';
 import { auditLogger, auditRecord, countedBody, startTrail, type AuditSink, type Trail } from './audit.js';
 
@@ -117,7 +118,10 @@ export async function route(registry: Registry, request: HttpRequest, sinks: Rou
   let seen = request;
   try {
     seen = { ...request, sourceIp: await viewerAddress(registry, request) };
-    response = await dispatch(registry, { ...seen, body: countedBody(request.body, trail) }, trail);
+    // Everything outside the registry's APIs is the web interface (functions/web), on the same host.
+    response = isWebPath(request.path)
+      ? await serveWeb(registry, seen, sinks.onError ?? console.error)
+      : await dispatch(registry, { ...seen, body: countedBody(request.body, trail) }, trail);
   } catch (error) {
     if (!(error instanceof RegistryError)) (sinks.onError ?? console.error)(error);
     response = errorResponse(error);

@@ -438,8 +438,13 @@ test('PUT without ?digest= → 400 DIGEST_INVALID; the session and its offset ar
 
 // ---- routes and methods ----
 
-test('unknown endpoints → 404 with an OCI error body', async () => {
-  for (const path of ['/', '/v1/', '/v3/', '/v2/errors/base', '/v2/errors/base/', '/v2/errors/base/unknown', '/v2/errors/base/blobs/', '/v2/errors/base/manifests/', '/v2/errors/base/tags', '/v2/errors/base/tags/list/extra', '/v2//tags/list', '/v2/_catalog/x']) {
+test('unknown endpoints → 404 with an OCI error body; paths outside /v2, /v1 and /token are the web interface', async () => {
+  for (const [path, status] of [['/', 200], ['/v3/', 404], ['/nothing', 404]] as const) {
+    const page = await raw(stack.url, 'GET', path);
+    assert.equal(page.status, status, path);
+    assert.match(String(page.headers['content-type']), /^text\/html/, path);
+  }
+  for (const path of ['/v1/', '/v2/errors/base', '/v2/errors/base/', '/v2/errors/base/unknown', '/v2/errors/base/blobs/', '/v2/errors/base/manifests/', '/v2/errors/base/tags', '/v2/errors/base/tags/list/extra', '/v2//tags/list', '/v2/_catalog/x']) {
     await expectError(await raw(stack.url, 'GET', path), 404, ANY_SPEC_CODE, path);
   }
 });

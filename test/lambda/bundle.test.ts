@@ -144,3 +144,26 @@ test('bundled gc function: collects what the api function left unreferenced and 
   assert.ok(report.requests.dynamodb > 0 && report.requests.s3 > 0);
   assert.equal((await invoke(event('GET', `/v2/lambda/gc/blobs/${digest}`))).statusCode, 404);
 });
+
+test('bundled handler: the web interface at / (pages, a form post with its CSRF token, the pushed repository)', async () => {
+  const home = await invoke(event('GET', '/', { headers: { host: 'registry.example.com' } }));
+  assert.equal(home.statusCode, 200);
+  assert.match(String(home.headers!['Content-Type']), /^text\/html/);
+  assert.match(String(home.headers!['Content-Security-Policy']), /frame-ancestors 'none'/);
+  const html = Buffer.from(String(home.body), 'base64').toString('utf8');
+  assert.match(html, /href="\/r\/lambda\/test"/);
+  const [cookie] = home.cookies ?? [];
+  assert.match(cookie, /^berth_csrf=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Secure/, 'Secure over HTTPS (API Gateway)');
+  const csrf = /^berth_csrf=([^;]+)/.exec(cookie)![1];
+  const form = (token: string) => Buffer.from(new URLSearchParams({ csrf: token, reference: 'v1' }).toString());
+  const headers = { host: 'registry.example.com', 'content-type': 'application/x-www-form-urlencoded' };
+  // Payload 2.0 carries the Cookie header as `cookies`.
+  const post = (token: string) => invoke({ ...event('POST', '/r/lambda/test/-/delete', { headers, body: form(token) }), cookies: [`berth_csrf=${csrf}`] });
+  assert.equal((await post('wrong')).statusCode, 403);
+  const deleted = await post(csrf);
+  assert.equal(deleted.statusCode, 303, 'BERTH_AUTH=off: everyone administers');
+  assert.equal((await invoke(event('GET', '/v2/lambda/test/manifests/v1'))).statusCode, 404);
+  const script = await invoke(event('GET', '/-/app.js'));
+  assert.equal(script.statusCode, 200);
+  assert.equal(script.headers!['Content-Type'], 'text/javascript; charset=utf-8');
+});
