@@ -3,18 +3,25 @@
  * `npm start` with BERTH_AUTH=required. Sign-in, search, a repository, an image and an index,
  * the copy button, an admin deleting a tag (gone from /v2/<name>/tags/list), sign-out; hostile
  * labels, annotations and descriptions rendered as text; axe-core; keyboard-only use; CSRF;
- * the login throttle; visibility. Screenshots of every page go to docs/screenshots/.
+ * the login throttle; visibility. Screenshots of every page go to BERTH_SCREENSHOTS (default: a
+ * temporary folder, printed); `BERTH_SCREENSHOTS=docs/screenshots` refreshes the README's.
  *
  * CHROMIUM overrides the browser (default /usr/bin/chromium).
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { addUser, basic, cli, passwordOf, Pusher, startServer, type Digest, type Server } from './registry.js';
 
-const SCREENSHOTS = new URL('../../docs/screenshots/', import.meta.url);
+// A run must not rewrite tracked files; the README's pictures are refreshed on purpose.
+const SCREENSHOTS = pathToFileURL(`${resolve(process.env.BERTH_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'berth-screenshots-')))}/`);
+console.log(`# screenshots in ${fileURLToPath(SCREENSHOTS)}`);
 /** Pages stay under this many bytes (issue: "pages under 100 KB"). */
 const MAX_PAGE_BYTES = 100 * 1000;
 
