@@ -120,7 +120,7 @@ export async function route(registry: Registry, request: HttpRequest, sinks: Rou
     seen = { ...request, sourceIp: await viewerAddress(registry, request) };
     // Everything outside the registry's APIs is the web interface (functions/web), on the same host.
     response = isWebPath(request.path)
-      ? await serveWeb(registry, seen, sinks.onError ?? console.error)
+      ? await serveWeb(registry, seen, sinks.onError ?? console.error, trail)
       : await dispatch(registry, { ...seen, body: countedBody(request.body, trail) }, trail);
   } catch (error) {
     if (!(error instanceof RegistryError)) (sinks.onError ?? console.error)(error);

@@ -28,6 +28,7 @@ import { checkRepositoryPattern } from '../core/immutable.js';
 import type { Registry } from '../core/registry.js';
 import { RETENTION_KINDS, retentionRule, type RetentionKind } from '../core/retention.js';
 import { realmOf } from '../http/realm.js';
+import type { Trail } from '../http/audit.js';
 import type { HttpRequest, HttpResponse } from '../http/types.js';
 import { ASSETS } from './assets.js';
 import type { Html } from './html.js';
@@ -79,7 +80,7 @@ export function isWebPath(path: string): boolean {
 }
 
 /** Answers one request for the interface; never throws. `onError` receives failures that are not the visitor's. */
-export async function serveWeb(registry: Registry, request: HttpRequest, onError: (error: unknown) => void): Promise<HttpResponse> {
+export async function serveWeb(registry: Registry, request: HttpRequest, onError: (error: unknown) => void, trail?: Trail): Promise<HttpResponse> {
   const asset = ASSETS[request.path];
   if (asset && (request.method === 'GET' || request.method === 'HEAD')) {
     return { status: 200, headers: { ...SECURITY_HEADERS, 'Content-Type': asset.type, 'Content-Length': String(asset.body.length), 'Cache-Control': 'public, max-age=300' }, body: asset.body };
@@ -87,7 +88,7 @@ export async function serveWeb(registry: Registry, request: HttpRequest, onError
   let visit: Visit | undefined;
   try {
     visit = await start(registry, request);
-    return await dispatch(visit, decodePath(request.path));
+    return await dispatch(visit, decodePath(request.path), trail);
   } catch (error) {
     if (!(error instanceof RegistryError)) onError(error);
     const failure = error instanceof RegistryError ? error : new RegistryError('INTERNAL', 'internal server error');
@@ -98,10 +99,14 @@ export async function serveWeb(registry: Registry, request: HttpRequest, onError
   }
 }
 
-async function dispatch(visit: Visit, path: string): Promise<HttpResponse> {
+async function dispatch(visit: Visit, path: string, trail?: Trail): Promise<HttpResponse> {
   const { method } = visit.request;
   const get = method === 'GET' || method === 'HEAD';
-  if (method === 'POST') visit.form = await readForm(visit);
+  if (method === 'POST') {
+    if (trail) audit(visit, path, trail);
+    visit.form = await readForm(visit);
+    if (trail) auditForm(visit.form, path, trail);
+  }
   else if (!get) throw fail('UNSUPPORTED', `method ${method.slice(0, 10)} is not allowed here`);
   if (path === '/' && get) return repositories(visit);
   if (path === '/login') return get ? page(200, loginPage(visit.viewer), visit.cookie) : signIn(visit);
@@ -117,6 +122,23 @@ async function dispatch(visit: Visit, path: string): Promise<HttpResponse> {
     if (rest === 'settings' && !get) return settings(visit, name);
   }
   throw fail('NAME_UNKNOWN', 'no such page', null, { status: 404 });
+}
+
+/**
+ * Every form post changes something (or tries to): the audit trail gets it as `web.<what>` (a
+ * sign-in as `login`), with the account and the repository, even when the form is refused.
+ */
+function audit(visit: Visit, path: string, trail: Trail): void {
+  const repository = /^\/r\/(.+?)\/-\/(delete|settings)$/.exec(path);
+  trail.action = path === '/login' ? 'login' : `web.${repository ? repository[2] : path.slice(1).replace(/\//g, '.')}`;
+  trail.account = visit.account?.name;
+  if (repository) trail.params = { name: repository[1] };
+}
+
+/** What only the form tells: the name a sign-in tried, the tag or digest a delete names. */
+function auditForm(form: URLSearchParams, path: string, trail: Trail): void {
+  if (path === '/login') trail.note.account = form.get('name') ?? undefined;
+  if (trail.params && form.has('reference')) trail.params.reference = form.get('reference')!;
 }
 
 /** Who is visiting (session cookie) and the CSRF token their forms carry. */

@@ -95,6 +95,46 @@ test('push, tag move, deletes, failed and successful logins: one JSON line each,
   assert.equal(new Set(got.map((r) => r.requestId)).size, got.length, 'one id per request');
 });
 
+test('the web interface: a sign-in (wrong, then right), a refused form and a tag deleted from the page are recorded too', async () => {
+  const cookies = new Map<string, string>();
+  const web = async (method: string, path: string, form?: Record<string, string>) => {
+    const headers: Record<string, string> = { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') };
+    if (form) headers['content-type'] = 'application/x-www-form-urlencoded';
+    const response = await fetch(`${registry.url}${path}`, { method, headers, body: form && new URLSearchParams(form).toString(), redirect: 'manual' });
+    for (const set of response.headers.getSetCookie()) {
+      const [pair] = set.split(';');
+      cookies.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
+    }
+    const text = await response.text();
+    return { status: response.status, csrf: /name="csrf" value="([^"]+)"/.exec(text)?.[1] };
+  };
+  const { token } = (await (await login(PASSWORD)).json()) as { token: string };
+  secrets.push(token);
+  const config = Buffer.from('{"architecture":"amd64","os":"linux","web":true}');
+  assert.equal((await call('POST', `team/app/blobs/uploads/?digest=${sha256(config)}`, token, config)).status, 201);
+  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length }, layers: [] });
+  assert.equal((await call('PUT', 'team/app/manifests/web', token, manifest, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' })).status, 201);
+
+  const since = records().length;
+  const { csrf } = await web('GET', '/login');
+  assert.ok(csrf, 'the sign-in form carries a CSRF token');
+  assert.equal((await web('POST', '/login', { name: 'alice', password: 'wrong-password-91ab', csrf })).status, 401);
+  assert.equal((await web('POST', '/login', { name: 'alice', password: PASSWORD, csrf })).status, 303);
+  const page = await web('GET', '/r/team/app');
+  assert.equal((await web('POST', '/r/team/app/-/delete', { reference: 'web', csrf: 'forged' })).status, 403);
+  assert.equal((await web('POST', '/r/team/app/-/delete', { reference: 'web', csrf: page.csrf! })).status, 303);
+  const got = await waitFor('four audit records', () => (records().length - since >= 4 ? records().slice(since) : undefined), 5000);
+  assert.deepEqual(
+    got.map((r) => [r.action, r.account, r.repository, r.reference, r.status]),
+    [
+      ['login', 'alice', undefined, undefined, 401],
+      ['login', 'alice', undefined, undefined, 303],
+      ['web.delete', 'alice', 'team/app', undefined, 403],
+      ['web.delete', 'alice', 'team/app', 'web', 303],
+    ],
+  );
+});
+
 test('account changes by npx berth are recorded in the data folder\'s audit.log', async () => {
   assert.equal((await berth(['user', 'revoke', 'alice'], { dataDir: registry.dataDir })).code, 0);
   const lines = (await readFile(join(registry.dataDir, 'audit.log'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);

@@ -1,14 +1,15 @@
 /**
  * Garbage collection at scale, simulated: `npm run bench -- gc` is not needed, run it directly:
  *
- *   node --import tsx test/bench/gc-scale.ts [repositories=1000] [manifests per repository=10]
+ *   node --import tsx test/bench/gc-scale.ts [repositories=1000] [manifests per repository=10] [all-tagged]
  *
  * Seeds the embedded DynamoDB (dynalite) straight through the metadata store: per repository,
  * `manifests` image manifests (config + 3 layers, 2 of them shared by the repository's images),
  * every other one tagged, then runs one collection with grace 0 (the untagged half and their own
  * blobs go) and a second one (nothing to do: the steady state of a daily run), and prints
  * duration, requests and the read/write units DynamoDB reports (ReturnConsumedCapacity=TOTAL),
- * priced with the list prices of test/bench/cost.ts.
+ * priced with the list prices of test/bench/cost.ts. With `all-tagged`, every manifest is tagged
+ * and one run measures the steady state alone (a large registry seeds in half the time).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -27,6 +28,7 @@ import { PRICES } from './cost.js';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const repositories = Number(process.argv[2] ?? 1000);
 const perRepository = Number(process.argv[3] ?? 10);
+const allTagged = process.argv[4] === 'all-tagged';
 
 const dir = await mkdtemp(join(tmpdir(), 'berth-gc-scale-'));
 const emulators = await startEmulators(dir);
@@ -70,7 +72,7 @@ for (let r = 0; r < repositories; r++) {
     const digest = sha(manifest);
     for (const blob of [own, config]) writes.push(metadata.putBlobIfAbsent({ ...blob, key: `blobs/${blob.digest}` }).then(() => metadata.putBlobLink(repository, { ...blob, key: `blobs/${blob.digest}` })));
     writes.push(metadata.putManifest({ repository, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: manifest.length, bytes: manifest, createdAt: old }));
-    if (m % 2 === 0) writes.push(metadata.putTag({ repository, tag: `v${m}`, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: manifest.length, bytes: manifest, updatedAt: old }));
+    if (allTagged || m % 2 === 0) writes.push(metadata.putTag({ repository, tag: `v${m}`, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: manifest.length, bytes: manifest, updatedAt: old }));
   }
   writes.push(metadata.touchRepository(repository, old));
   await Promise.all(writes);
@@ -78,7 +80,8 @@ for (let r = 0; r < repositories; r++) {
 }
 
 const collector = new GarbageCollector(metadata, blobs, new UploadSessions(metadata, blobs), () => ({ dynamodb: dynamoRequests(), s3: s3Requests() }));
-for (const label of ['first run (half the manifests untagged)', 'second run (steady state)']) {
+const runs = allTagged ? ['steady state (every manifest tagged)'] : ['first run (half the manifests untagged)', 'second run (steady state)'];
+for (const label of runs) {
   const before = { ...units };
   const started = Date.now();
   const report = await collector.run({ graceMs: 0, inFlightMs: 0 });
