@@ -59,14 +59,21 @@ export class KeyValueStoreSpentUploads implements SpentUploads {
     return expired.length;
   }
 
-  /** Every write names the store's current ETag; another writer in between makes it retry. */
-  private async withEtag(write: (etag: string) => Promise<unknown>): Promise<void> {
+  /** The store's ETag after this container's last write: a warm container writes in one call. */
+  private etag?: string;
+
+  /**
+   * Every write names the store's current ETag (the last one this container saw, else
+   * DescribeKeyValueStore's); another writer in between makes it fetch the ETag and retry.
+   */
+  private async withEtag(write: (etag: string) => Promise<{ ETag?: string }>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      const { ETag } = await this.client.send(new DescribeKeyValueStoreCommand({ KvsARN: this.arn }));
+      const etag = this.etag ?? (await this.client.send(new DescribeKeyValueStoreCommand({ KvsARN: this.arn }))).ETag!;
       try {
-        await write(ETag!);
+        this.etag = (await write(etag)).ETag;
         return;
       } catch (error) {
+        this.etag = undefined;
         if (!(error instanceof ConflictException) || attempt >= ATTEMPTS) throw error;
         await new Promise((resolve) => setTimeout(resolve, 50 * attempt + Math.random() * 100));
       }

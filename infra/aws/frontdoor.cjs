@@ -320,36 +320,7 @@ function resources(d) {
         Code: { ZipFile: literal(readFileSync(SETUP_FILE, 'utf8')) },
       },
     },
-    // verify marks used upload URLs (spent-<id>) in the store; gc drops the expired marks. The
-    // KeyValueStore API needs DescribeKeyValueStore for the ETag that every write names.
-    KeyValueStoreMarks: {
-      Type: 'AWS::IAM::Policy',
-      Properties: {
-        PolicyName: { 'Fn::Sub': 'berth-${AWS::StackName}-kvs-marks' },
-        Roles: [{ Ref: 'IamRoleLambdaExecution' }],
-        PolicyDocument: {
-          Version: '2012-10-17',
-          Statement: [{ Effect: 'Allow', Action: ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:PutKey'], Resource: { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] } }],
-        },
-      },
-    },
-    KeyValueStorePrune: {
-      Type: 'AWS::IAM::Policy',
-      Properties: {
-        PolicyName: { 'Fn::Sub': 'berth-${AWS::StackName}-kvs-prune' },
-        Roles: [{ Ref: 'GcRole' }],
-        PolicyDocument: {
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Effect: 'Allow',
-              Action: ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:ListKeys', 'cloudfront-keyvaluestore:UpdateKeys'],
-              Resource: { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] },
-            },
-          ],
-        },
-      },
-    },
+    ...replayMarks(d),
     UploadKeyInStore: {
       Type: 'Custom::UploadKey',
       Properties: {
@@ -361,6 +332,30 @@ function resources(d) {
         S3Checksum: d.s3Checksum,
       },
     },
+  };
+}
+
+/**
+ * With refuseReplays (the default), verify marks used upload URLs (spent-<id>) in the store and gc
+ * drops the expired marks. Every KeyValueStore write names the store's ETag, which
+ * DescribeKeyValueStore gives.
+ */
+function replayMarks(d) {
+  if (!d.refuseReplays) return {};
+  const policy = (name, role, actions) => ({
+    Type: 'AWS::IAM::Policy',
+    Properties: {
+      PolicyName: { 'Fn::Sub': `berth-\${AWS::StackName}-${name}` },
+      Roles: [{ Ref: role }],
+      PolicyDocument: {
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: actions.map((a) => `cloudfront-keyvaluestore:${a}`), Resource: { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] } }],
+      },
+    },
+  });
+  return {
+    KeyValueStoreMarks: policy('kvs-marks', 'IamRoleLambdaExecution', ['DescribeKeyValueStore', 'PutKey']),
+    KeyValueStorePrune: policy('kvs-prune', 'GcRole', ['DescribeKeyValueStore', 'ListKeys', 'UpdateKeys']),
   };
 }
 
@@ -386,9 +381,9 @@ module.exports = {
   async uploadKeySecret({ resolveVariable }) {
     return (await deployment({ resolveVariable })).frontDoor ? { Ref: 'UploadKey' } : null;
   },
-  /** BERTH_KEY_VALUE_STORE of verify and gc (null: unset, no front door). */
+  /** BERTH_KEY_VALUE_STORE of verify and gc (null: unset, without the front door or with refuseReplays=false). */
   async keyValueStore({ resolveVariable }) {
-    return (await deployment({ resolveVariable })).frontDoor ? { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] } : null;
+    return (await deployment({ resolveVariable })).refuseReplays ? { 'Fn::GetAtt': ['KeyValueStore', 'Arn'] } : null;
   },
   /** The secrets the functions read. */
   async secrets({ resolveVariable }) {

@@ -67,7 +67,7 @@ async function operations({ resolveVariable }) {
  * @param {{ check?: Array<'address' | 'frontDoor' | 'delivery'> }} [options]
  * @returns {Promise<{service: string, stage: string, region: string, frontDoor: boolean,
  *   domain: string, certificateArn: string, hostedZoneId: string, priceClass: string,
- *   blobDelivery: string, s3Checksum: 'on' | 'off'}>}
+ *   blobDelivery: string, s3Checksum: 'on' | 'off', refuseReplays: boolean}>}
  */
 async function deployment({ resolveVariable }, { check = [] } = {}) {
   const service = String(await resolveVariable('self:service'));
@@ -80,6 +80,7 @@ async function deployment({ resolveVariable }, { check = [] } = {}) {
   const priceClass = (await param(resolveVariable, 'priceClass')) || 'PriceClass_100';
   const blobDelivery = (await param(resolveVariable, 'blobDelivery')) || (frontDoor ? 'frontdoor' : 'redirect');
   const s3ChecksumText = await param(resolveVariable, 's3Checksum');
+  const refuseReplaysText = await param(resolveVariable, 'refuseReplays');
 
   if (check.includes('delivery')) {
     if (!['frontdoor', 'redirect'].includes(blobDelivery)) {
@@ -90,14 +91,17 @@ async function deployment({ resolveVariable }, { check = [] } = {}) {
     }
   }
   const s3Checksum = flag('s3Checksum', s3ChecksumText, false) ? 'on' : 'off';
+  // A used upload URL is marked in the KeyValueStore (one billed KeyValueStore API call per upload).
+  const refuseReplays = frontDoor && flag('refuseReplays', refuseReplaysText, true);
   if (check.includes('frontDoor')) {
     if (!PRICE_CLASSES.includes(priceClass)) {
       throw new Error(`--param="priceClass=${priceClass}" must be one of ${PRICE_CLASSES.join(', ')}`);
     }
     if (s3Checksum === 'on' && !frontDoor) throw new Error('--param="s3Checksum=on" is a setting of the front door, which --param="frontDoor=false" turns off');
+    if (!frontDoor && flag('refuseReplays', refuseReplaysText, false)) throw new Error('--param="refuseReplays=true" is a setting of the front door, which --param="frontDoor=false" turns off');
   }
   if (check.includes('address')) checkAddress({ region, frontDoor, domain, certificateArn, hostedZoneId });
-  return { service, stage, region, frontDoor, domain, certificateArn, hostedZoneId, priceClass, blobDelivery, s3Checksum };
+  return { service, stage, region, frontDoor, domain, certificateArn, hostedZoneId, priceClass, blobDelivery, s3Checksum, refuseReplays };
 }
 
 function checkAddress({ region, frontDoor, domain, certificateArn, hostedZoneId }) {

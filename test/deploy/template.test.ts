@@ -84,6 +84,8 @@ let otherStage: Packaged;
 /** Without the front door: API Gateway directly, as before it. */
 let direct: Packaged;
 let directDomain: Packaged;
+/** The front door without marks of used upload URLs (refuseReplays=false). */
+let replays: Packaged;
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'berth-package-'));
@@ -96,6 +98,7 @@ before(async () => {
   ]);
   direct = await serverlessPackage(join(work, 'direct'), ['--param=frontDoor=false']);
   directDomain = await serverlessPackage(join(work, 'direct-domain'), ['--param=frontDoor=false', ...DOMAIN_PARAMS]);
+  replays = await serverlessPackage(join(work, 'replays'), ['--param=refuseReplays=false']);
 });
 after(() => rm(work, { recursive: true, force: true }));
 
@@ -331,6 +334,14 @@ describe('the template', () => {
     }
     assert.equal(plain.template.Resources.ApiLambdaFunction.Properties!.Environment.Variables.BERTH_KEY_VALUE_STORE, undefined, 'the api marks nothing');
     assert.equal(ofType(direct.template, 'AWS::IAM::Policy').length, 0);
+    // refuseReplays=false: the front door without marks (no KeyValueStore API calls per upload).
+    for (const fn of ['VerifyLambdaFunction', 'GcLambdaFunction']) assert.equal(replays.template.Resources[fn].Properties!.Environment.Variables.BERTH_KEY_VALUE_STORE, undefined, fn);
+    assert.equal(ofType(replays.template, 'AWS::IAM::Policy').length, 0);
+    assert.ok(replays.template.Resources.Distribution, 'still a front door');
+  });
+
+  test('refuseReplays=true without the front door is refused with a reason', async () => {
+    await refused(['--param=frontDoor=false', '--param=refuseReplays=true'], /refuseReplays=true" is a setting of the front door/);
   });
 
   test('gc: its own least-privilege role, an EventBridge schedule (daily by default) and the grace period as parameters', () => {
