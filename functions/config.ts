@@ -19,6 +19,7 @@
  * | `BERTH_UPLOAD_KEY`         | front door: key of signed upload and blob paths, base64 of 32 random bytes (unset: no front door) | |
  * | `BERTH_UPLOAD_KEY_SECRET`  | …or the Secrets Manager secret (ARN or name) holding it   |              |
  * | `BERTH_UPLOAD_KEY_VERSION` | its version, `upload-key-<version>` in the CloudFront KeyValueStore | `1` |
+ * | `BERTH_CACHE_KEY`          | key sealing the upstream credentials of cache rules, base64 of 32 bytes (unset: Secrets Manager) | |
  */
 import { z } from 'zod';
 import type { AuthMode } from './auth/service.js';
@@ -44,6 +45,7 @@ const schema = z.object({
   BERTH_UPLOAD_KEY: z.base64().optional(),
   BERTH_UPLOAD_KEY_SECRET: z.string().min(1).optional(),
   BERTH_UPLOAD_KEY_VERSION: z.coerce.number().int().min(1).max(9999).default(1),
+  BERTH_CACHE_KEY: z.base64().optional(),
 });
 
 /** Everything the registry needs to reach its storage. */
@@ -61,6 +63,8 @@ export interface Config {
   maxChunk?: number;
   /** The front door's path key: inline (base64) or a Secrets Manager secret id, and its version; undefined: no front door. */
   uploadKey?: { kind: 'inline'; base64: string; version: number } | { kind: 'secret'; id: string; version: number };
+  /** The key sealing cache rules' credentials (base64; the local server), or undefined: they are in Secrets Manager. */
+  cacheKey?: string;
 }
 
 /** An environment variable with a value Berth cannot use; the message names each one (one line). */
@@ -100,5 +104,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       : c.BERTH_UPLOAD_KEY_SECRET
         ? { kind: 'secret', id: c.BERTH_UPLOAD_KEY_SECRET, version: c.BERTH_UPLOAD_KEY_VERSION }
         : undefined,
+    cacheKey: c.BERTH_CACHE_KEY,
   };
 }

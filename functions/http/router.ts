@@ -116,6 +116,7 @@ async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpR
     const authorization = request.headers.authorization;
     const caller = needs === 'public' ? PUBLIC : await registry.auth.caller(authorization, realm, request.sourceIp);
     if (typeof needs === 'function') await registry.auth.require(caller, needs(params), realm, authorization, wants?.(request));
+    if (needs === push || needs === remove) await registry.cache.refuseWrites(params.name);
     return handler(registry, { ...request, caller }, params);
   }
   throw fail('UNSUPPORTED', 'no such endpoint', { path: path.slice(0, 200) }, { status: 404 });
