@@ -80,7 +80,8 @@ export async function pushImages(crane: Crane, cleanup: Cleanup, host: string, r
   await crane.ok(['mutate', '--set-platform', 'linux/amd64', ref('-amd64'), '-t', ref('-amd64')]);
   await crane.ok(['append', ...arm.flatMap((file) => ['-f', file]), '-t', ref('-arm64')]);
   await crane.ok(['mutate', '--set-platform', 'linux/arm64', ref('-arm64'), '-t', ref('-arm64')]);
-  await crane.ok(['index', 'append', '-m', ref('-amd64'), '-m', ref('-arm64'), '-t', ref('')]);
+  // Docker media types throughout (a manifest list of schema 2 images), as docker builds push them.
+  await crane.ok(['index', 'append', '--docker-empty-base', '-m', ref('-amd64'), '-m', ref('-arm64'), '-t', ref('')]);
   const amd64 = await crane.digest(ref('-amd64'));
   const manifest = JSON.parse(await crane.ok(['manifest', ref('-amd64')])) as { config: { digest: string } };
   return { index: await crane.digest(ref('')), amd64, amd64Config: manifest.config.digest, arm64: await crane.digest(ref('-arm64')) };
