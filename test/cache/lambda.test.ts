@@ -76,15 +76,19 @@ test('a 100 MiB layer pulls on the first try (the upstream storage), then from B
 
   // The background copy lands in Berth's own S3, verified: then Berth redirects to itself.
   const upstreamHost = new URL(minio).host;
+  let location = '';
   const own = await waitFor(
     'the layer to be served from Berth\'s own storage',
     async () => {
-      const location = await layerLocation();
+      location = await layerLocation();
       return location.startsWith('http') && !location.includes(upstreamHost) ? location : undefined;
     },
-    300_000,
+    180_000,
     1000,
-  );
+  ).catch((error: Error) => {
+    const failures = emulated.log.filter((line) => !/^(GET|HEAD|PUT|POST|PATCH|DELETE) /.test(line));
+    throw new Error(`${error.message}; last redirect to ${location}; the emulated deployment logged:\n${failures.slice(-30).join('\n')}`);
+  });
   assert.doesNotMatch(own, new RegExp(upstreamHost.replace('.', '\\.')));
   const upstreamGets = upstream.requests('GET', new RegExp(`^/v2/team/big/blobs/${layer}$`), 307).length;
 
