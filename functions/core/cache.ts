@@ -49,6 +49,9 @@ const ACCEPT = [MediaTypes.ociIndex, MediaTypes.ociManifest, MediaTypes.dockerMa
 /** Upstream hosts that are Docker Hub, where one-part names live under `library/` (as `docker pull alpine` does). */
 const DOCKER_HUB = new Set(['registry-1.docker.io', 'index.docker.io', 'docker.io']);
 
+/** The prefix of the rule that also serves as Docker Hub mirror (Docker's `registry-mirrors`). */
+export const DOCKER_HUB_MIRROR = 'docker.io';
+
 /** A background copy of one blob (the `verify` function runs it on AWS). */
 export interface CopyJob {
   repository: string;
@@ -95,22 +98,37 @@ export class PullThrough {
 
   /** The rule `repository` falls under and its upstream name, or undefined for an ordinary repository. */
   async mirror(repository: string): Promise<Mirror | undefined> {
-    const now = Date.now();
-    if (!this.rules || now - this.rules.readAt > RULES_TTL_MS) this.rules = { readAt: now, list: this.metadata.listCacheRules() };
-    let rules: CacheRule[];
-    try {
-      rules = await this.rules.list;
-    } catch (error) {
-      this.rules = undefined;
-      throw error;
-    }
-    const rule = rules.find((r) => repository.startsWith(`${r.prefix}/`));
+    const rule = (await this.currentRules()).find((r) => repository.startsWith(`${r.prefix}/`));
     if (!rule) return undefined;
     const path = repository.slice(rule.prefix.length + 1);
     const hub = DOCKER_HUB.has(new URL(rule.upstream).hostname);
     const secret = rule.secret;
     const credentials = secret === undefined ? undefined : () => this.credentials(secret);
     return { rule, target: { rule: rule.prefix, base: rule.upstream, repository: hub && !path.includes('/') ? `library/${path}` : path, credentials } };
+  }
+
+  /**
+   * The repository a pull of `repository` reads: `docker.io/<repository>` when a rule has the
+   * prefix `docker.io` and `repository` is neither a repository here nor under a rule. A Docker
+   * daemon whose `registry-mirrors` names Berth asks for Docker Hub's names as they are
+   * (`library/alpine`), so this makes Berth its Docker Hub mirror.
+   */
+  async pullName(repository: string): Promise<string> {
+    const rules = await this.currentRules();
+    if (!rules.some((r) => r.prefix === DOCKER_HUB_MIRROR) || rules.some((r) => repository.startsWith(`${r.prefix}/`))) return repository;
+    return (await this.metadata.getRepository(repository)) ? repository : `${DOCKER_HUB_MIRROR}/${repository}`;
+  }
+
+  /** The cache rules, read again after {@link RULES_TTL_MS}. */
+  private async currentRules(): Promise<CacheRule[]> {
+    const now = Date.now();
+    if (!this.rules || now - this.rules.readAt > RULES_TTL_MS) this.rules = { readAt: now, list: this.metadata.listCacheRules() };
+    try {
+      return await this.rules.list;
+    } catch (error) {
+      this.rules = undefined;
+      throw error;
+    }
   }
 
   /** @throws RegistryError DENIED when `repository` is a cached one: nobody pushes or deletes there. */

@@ -80,6 +80,9 @@ const routes: Route[] = [
   { pattern: /^\/v2\/(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: [listReferrers, pull] } },
 ];
 
+/** Pulls a Docker Hub mirror rule may serve under `docker.io/`. */
+const MIRRORED_READS = new Set<Handler>([headManifest, getManifest, headBlob, getBlob, listTags]);
+
 /** Headers on every response (the reference registry's version header, which docker checks). */
 const COMMON_HEADERS = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 
@@ -117,6 +120,8 @@ async function dispatch(registry: Registry, request: HttpRequest): Promise<HttpR
     const caller = needs === 'public' ? PUBLIC : await registry.auth.caller(authorization, realm, request.sourceIp);
     if (typeof needs === 'function') await registry.auth.require(caller, needs(params), realm, authorization, wants?.(request));
     if (needs === push || needs === remove) await registry.cache.refuseWrites(params.name);
+    // Docker's registry-mirrors ask for Docker Hub's names as they are (core/cache.ts).
+    if (MIRRORED_READS.has(handler)) params.name = await registry.cache.pullName(params.name);
     return handler(registry, { ...request, caller }, params);
   }
   throw fail('UNSUPPORTED', 'no such endpoint', { path: path.slice(0, 200) }, { status: 404 });
