@@ -33,7 +33,9 @@ test('docker pull <name> goes to Berth as a Docker Hub mirror and is cached unde
   const pull = await run('docker', ['pull', `${name}:v1`], { env: { ...daemon.env, DOCKER_CONFIG: config }, timeoutMs: 240_000 });
   assert.equal(pull.code, 0, `${pull.output}\n${await daemon.log(30)}`);
   assert.match(pull.output, new RegExp(`Digest: ${pushed.index}`));
-  assert.ok(berth.requests('GET', new RegExp(`^/v2/${name}/manifests/v1$`), 200).length > 0, berth.tail());
+  // The daemon asked Berth (HEAD of the tag, then GETs by digest), under Docker Hub's name.
+  const asked = [...berth.requests('HEAD', new RegExp(`^/v2/${name}/manifests/v1$`), 200), ...berth.requests('GET', new RegExp(`^/v2/${name}/manifests/v1$`), 200)];
+  assert.ok(asked.length > 0, berth.tail());
   const tags = await berth.berthOk(['tag', 'ls', `docker.io/${name}`]);
   assert.match(tags.stdout, new RegExp(`v1\\s+${pushed.index}`));
 });
