@@ -17,10 +17,9 @@
  * copies the blob in the background (`dispatch`); an upstream that serves the bytes itself gets
  * the client a 429 with Retry-After until the copy is done.
  */
-import { randomUUID } from 'node:crypto';
-import { PassThrough, Readable } from 'node:stream';
+import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createHash } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
 import { readLimited } from './body.js';
 import { fail, type RegistryError } from './errors.js';
 import { digestAlgorithm, type Digest, type Reference } from './grammar.js';

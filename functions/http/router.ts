@@ -80,8 +80,11 @@ const routes: Route[] = [
   { pattern: /^\/v2\/(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: [listReferrers, pull] } },
 ];
 
-/** Pulls a Docker Hub mirror rule may serve under `docker.io/`. */
-const MIRRORED_READS = new Set<Handler>([headManifest, getManifest, headBlob, getBlob, listTags]);
+/**
+ * Pulls a Docker Hub mirror rule may serve under `docker.io/`. Not a blob HEAD: pushes ask it of
+ * repositories that do not exist yet, and an answer from Docker Hub would make them skip uploads.
+ */
+const MIRRORED_READS = new Set<Handler>([headManifest, getManifest, getBlob, listTags]);
 
 /** Headers on every response (the reference registry's version header, which docker checks). */
 const COMMON_HEADERS = { 'Docker-Distribution-API-Version': 'registry/2.0' };
