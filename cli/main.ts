@@ -43,8 +43,7 @@ import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dy
 import type { BlobStore, RetentionRule } from '../functions/storage/ports.js';
 import { countRequests } from '../functions/storage/requests.js';
 import { createS3Client, S3BlobStore } from '../functions/storage/s3.js';
-import { SealedSecrets, SecretsManagerSecrets, type SecretStore } from '../functions/storage/secrets.js';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SealedSecrets, type SecretStore } from '../functions/storage/secrets.js';
 import { CacheRules } from '../functions/core/cache-rules.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -530,7 +529,10 @@ async function openStore(): Promise<Target> {
     // Deployments always require logins (serverless.yml).
     return {
       store: new DynamoMetadataStore(createDynamoClient({ table, region }), table),
-      secrets: async () => new SecretsManagerSecrets(new SecretsManagerClient({ region }), `berth-${options.stage}/cache/`),
+      secrets: async () => {
+        const [{ SecretsManagerClient }, { SecretsManagerSecrets }] = await Promise.all([import('@aws-sdk/client-secrets-manager'), import('./secrets-manager.js')]);
+        return new SecretsManagerSecrets(new SecretsManagerClient({ region }), `berth-${options.stage}/cache/`);
+      },
       auth: 'required',
       where: `stage ${options.stage}`,
       gcFunction: { name: `berth-${options.stage}-gc`, region },

@@ -11,7 +11,7 @@ import type { CopyDispatch } from './core/cache.js';
 import type { AccountStore, BlobStore, MetadataStore } from './storage/ports.js';
 import { countRequests } from './storage/requests.js';
 import { createS3Client, S3BlobStore } from './storage/s3.js';
-import { SealedSecrets, SecretsManagerSecrets, type SecretStore } from './storage/secrets.js';
+import { SealedSecrets, SecretsManagerReader, type SecretReader } from './storage/secrets.js';
 
 /**
  * Builds the registry for `config`, with adapters on the configured endpoints; `wrap` and
@@ -36,15 +36,15 @@ export function registryFor(
     dispatch: config.verifyFunction ? lambdaDispatch(config.verifyFunction, config.s3.region) : undefined,
     maxChunk: config.maxChunk,
     pathKey: pathKeySource(config),
-    secrets: secretStore(config),
+    secrets: secretReader(config),
     dispatchCopy: config.verifyFunction ? lambdaCopy(config.verifyFunction, config.s3.region) : undefined,
   });
 }
 
 /** Where the credentials of cache rules are: sealed under the local key, or in Secrets Manager. */
-export function secretStore(config: Config, namePrefix = ''): SecretStore {
+function secretReader(config: Config): SecretReader {
   if (config.cacheKey) return new SealedSecrets(Buffer.from(config.cacheKey, 'base64'));
-  return new SecretsManagerSecrets(new SecretsManagerClient({ region: config.s3.region }), namePrefix);
+  return new SecretsManagerReader(new SecretsManagerClient({ region: config.s3.region }));
 }
 
 /** Background copies of cached blobs run in an asynchronous invocation of the `verify` function. */

@@ -29,7 +29,7 @@ import type { UploadSessions } from './sessions.js';
 import type { Uploads } from './uploads.js';
 import { UpstreamError, type UpstreamClient, type UpstreamCredentials, type UpstreamTarget } from './upstream.js';
 import type { CacheRule, MetadataStore } from '../storage/ports.js';
-import type { SecretStore } from '../storage/secrets.js';
+import type { SecretReader } from '../storage/secrets.js';
 
 /** Tags are re-resolved upstream after this long unless the rule says otherwise (seconds). */
 export const DEFAULT_TAG_TTL_SECONDS = 300;
@@ -85,7 +85,7 @@ export class PullThrough {
     private readonly uploads: Uploads,
     private readonly sessions: UploadSessions,
     private readonly upstream: UpstreamClient,
-    private readonly secrets: SecretStore | undefined,
+    private readonly secrets: SecretReader | undefined,
     private readonly options: {
       /** Stream blobs through (true) or hand out redirects and copy in the background (false). */
       stream: boolean;

@@ -17,7 +17,7 @@ import type { PathKey } from './signed-paths.js';
 import { DEFAULT_UPLOAD_SETTINGS, Uploads, type UploadSettings } from './uploads.js';
 import { UpstreamClient, type HttpFetch } from './upstream.js';
 import type { AccountStore, BlobStore, MetadataStore } from '../storage/ports.js';
-import type { SecretStore } from '../storage/secrets.js';
+import type { SecretReader } from '../storage/secrets.js';
 import { Auth, type AuthMode } from '../auth/service.js';
 import { TokenService, type KeySource } from '../auth/tokens.js';
 
@@ -65,7 +65,7 @@ export function createRegistry(
     /** Requests the stores have sent so far (for the collector's report); undefined: not counted. */
     requests?: () => { dynamodb: number; s3: number };
     /** Where the credentials of cache rules are kept; undefined: rules with credentials fail. */
-    secrets?: SecretStore;
+    secrets?: SecretReader;
     /** How the pull-through cache reaches upstream registries; default: the global fetch. */
     upstreamFetch?: HttpFetch;
     /** How background copies of cached blobs run; default: in this process, in the background. */

@@ -2,27 +2,24 @@
  * Where the credentials of upstream registries are kept (README, "Pull-through cache"): a cache
  * rule holds only the reference that {@link SecretStore.write} returns, never the password.
  * - On AWS, in Secrets Manager: one secret per rule, `berth-<stage>/cache/<prefix>`, which only the
- *   stage's functions may read (serverless.yml); the reference is the secret's ARN.
+ *   stage's functions may read (serverless.yml); the reference is the secret's ARN. The CLI writes
+ *   them (cli/secrets-manager.ts, with the operator's credentials); the functions only read.
  * - Locally, sealed with AES-256-GCM under the key the local server keeps in its data folder
  *   (`cache-key`, mode 0600); the reference is `sealed:` and the base64 of nonce, tag and ciphertext.
  */
-import {
-  CreateSecretCommand,
-  DeleteSecretCommand,
-  GetSecretValueCommand,
-  PutSecretValueCommand,
-  ResourceExistsException,
-  ResourceNotFoundException,
-  SecretsManagerClient,
-} from '@aws-sdk/client-secrets-manager';
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
-/** A place for secrets. */
-export interface SecretStore {
-  /** Stores `value` under `name` (replacing it); returns the reference to keep. */
-  write(name: string, value: string): Promise<string>;
+/** What the registry needs of a secret store: reading. */
+export interface SecretReader {
   /** The value behind a reference `write` returned. @throws Error when it is gone or unreadable. */
   read(reference: string): Promise<string>;
+}
+
+/** A place for secrets, as `npx berth cache` manages them. */
+export interface SecretStore extends SecretReader {
+  /** Stores `value` under `name` (replacing it); returns the reference to keep. */
+  write(name: string, value: string): Promise<string>;
   /** Forgets the value (a missing one is not an error). */
   delete(reference: string): Promise<void>;
 }
@@ -55,33 +52,11 @@ export class SealedSecrets implements SecretStore {
   }
 }
 
-/** Secrets in AWS Secrets Manager, named `<namePrefix><name>`. */
-export class SecretsManagerSecrets implements SecretStore {
-  constructor(
-    private readonly client: SecretsManagerClient,
-    private readonly namePrefix: string,
-  ) {}
-
-  async write(name: string, value: string): Promise<string> {
-    const id = `${this.namePrefix}${name}`;
-    try {
-      return (await this.client.send(new CreateSecretCommand({ Name: id, SecretString: value, Description: 'Berth pull-through cache: upstream credentials' }))).ARN!;
-    } catch (error) {
-      if (!(error instanceof ResourceExistsException)) throw error;
-      return (await this.client.send(new PutSecretValueCommand({ SecretId: id, SecretString: value }))).ARN!;
-    }
-  }
+/** Reads secrets of AWS Secrets Manager by ARN (the registry only reads; `npx berth cache` writes them). */
+export class SecretsManagerReader implements SecretReader {
+  constructor(private readonly client: SecretsManagerClient) {}
 
   async read(reference: string): Promise<string> {
     return (await this.client.send(new GetSecretValueCommand({ SecretId: reference }))).SecretString!;
-  }
-
-  async delete(reference: string): Promise<void> {
-    try {
-      // Without recovery: a rule added again under the same prefix creates the same name at once.
-      await this.client.send(new DeleteSecretCommand({ SecretId: reference, ForceDeleteWithoutRecovery: true }));
-    } catch (error) {
-      if (!(error instanceof ResourceNotFoundException)) throw error;
-    }
   }
 }
