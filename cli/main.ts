@@ -17,6 +17,7 @@
  *   berth rm <repo>:<tag> | <repo>@<digest> | <repo>
  *   berth gc [--dry-run] [--grace <duration>]
  *   berth retention ls | add <pattern> [--tags <p>] --keep-last|--expire-days|--untagged-days <n> | rm <id> | run [--dry-run]
+ *   berth cache ls | add <prefix> <upstream-url> [--username <u> --password-stdin] [--ttl <duration>] | rm <prefix>
  *   berth push <registry>/<repository>[:<tag>] [--from …] [--path …]   (cli/push/command.ts)
  *
  * Locally it works on the data of a running `npm start` (same BERTH_DATA_DIR); with
@@ -44,6 +45,8 @@ import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dy
 import type { BlobStore, RetentionRule } from '../functions/storage/ports.js';
 import { countRequests } from '../functions/storage/requests.js';
 import { createS3Client, S3BlobStore } from '../functions/storage/s3.js';
+import { SealedSecrets, type SecretStore } from '../functions/storage/secrets.js';
+import { CacheRules } from '../functions/core/cache-rules.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -81,6 +84,13 @@ const USAGE = `usage:
   berth retention rm <id>
   berth retention run [--dry-run]  deletes the tags the rules expire now (--dry-run: lists them); the daily gc
                                    applies the rules too, then frees what those tags kept
+  berth cache ls                   pull-through cache rules
+  berth cache add <prefix> <upstream-url> [--username <u> --password-stdin] [--ttl <duration>]
+                                   docker pull <registry>/<prefix>/<path>:<tag> pulls <path>:<tag> from the
+                                   upstream registry (https://registry-1.docker.io, https://ghcr.io, ...) the
+                                   first time and from Berth afterwards; tags are looked up upstream again
+                                   after --ttl (default 5m); the password is stored encrypted, never shown
+  berth cache rm <prefix>          removes the rule and its credentials (cached repositories stay)
   berth push <registry>/<repository>[:<tag>] [--from docker|oci-layout|docker-archive] [--path <dir|file>]
   berth --help | --version
 options: --stage <stage> [--region <region>] to administer a deployed stage`;
@@ -112,6 +122,8 @@ function parseCommandLine() {
         'keep-last': { type: 'string' },
         'expire-days': { type: 'string' },
         'untagged-days': { type: 'string' },
+        username: { type: 'string' },
+        ttl: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -137,6 +149,8 @@ async function asUsage<T>(work: () => T | Promise<T>): Promise<T> {
 /** The table to work on and, locally, the running server's login mode (undefined: not recorded). */
 interface Target {
   store: DynamoMetadataStore;
+  /** Where cache rules keep upstream credentials (Secrets Manager on a stage, sealed locally). */
+  secrets: () => Promise<SecretStore>;
   /** The bucket, when known (locally); a deployed stage collects garbage in its `gc` function. */
   blobs?: BlobStore;
   /** Requests sent to the table and bucket so far. */
@@ -226,6 +240,12 @@ const COMMANDS: Record<string, (target: Target, args: string[]) => Promise<void>
     console.log(`removed retention rule ${id}`);
   },
   'retention run': ({ store }) => runRetention(store),
+  'cache ls': ({ store }) => listCache(store),
+  'cache add': (target, [prefix, upstream]) => addCache(target, prefix, upstream),
+  'cache rm': async (target, [prefix]) => {
+    if (!prefix || !(await new CacheRules(target.store, await target.secrets()).remove(prefix))) throw new UsageError(`no such cache rule: ${prefix ?? ''} (see berth cache ls)`);
+    console.log(`removed cache rule ${prefix} and its credentials; repositories cached under ${prefix}/ stay (berth rm removes them)`);
+  },
 };
 
 async function version(): Promise<string> {
@@ -388,6 +408,32 @@ async function runRetention(store: DynamoMetadataStore): Promise<void> {
   console.log(`${expired.length} tag${expired.length === 1 ? '' : 's'} ${dryRun ? 'would be deleted' : 'deleted'}; berth gc frees what they kept`);
 }
 
+async function listCache(store: DynamoMetadataStore): Promise<void> {
+  const rules = await store.listCacheRules();
+  if (rules.length === 0) return void console.log('no cache rules');
+  printTable(['PREFIX', 'UPSTREAM', 'USER', 'TAG TTL'], rules.map((r) => [r.prefix, r.upstream, r.username ?? '(anonymous)', `${r.ttlSeconds}s`]));
+}
+
+async function addCache(target: Target, prefix: string | undefined, upstream: string | undefined): Promise<void> {
+  if (!prefix || !upstream) throw new UsageError('cache add <prefix> <upstream-url> [--username <u> --password-stdin] [--ttl <duration>]');
+  if ((options.username === undefined) !== (options['password-stdin'] === undefined)) throw new UsageError('--username and --password-stdin go together');
+  let ttlSeconds: number | undefined;
+  try {
+    if (options.ttl !== undefined) ttlSeconds = Math.round(parseDuration(options.ttl) / 1000);
+  } catch (error) {
+    throw new UsageError(`--ttl: ${(error as Error).message}`);
+  }
+  const credentials = options.username === undefined ? undefined : { username: options.username, password: await readStdin() };
+  if (credentials && credentials.password === '') throw new UsageError('no password on standard input');
+  try {
+    const rule = await new CacheRules(target.store, await target.secrets()).add({ prefix, upstream, credentials, ttlSeconds });
+    console.log(`added cache rule ${rule.prefix} → ${rule.upstream}${rule.username ? ` as ${rule.username}` : ' (anonymous)'}, tags looked up again after ${rule.ttlSeconds}s`);
+  } catch (error) {
+    if (error instanceof RegistryError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
 async function listRepositories(target: Target): Promise<void> {
   const rows = (await repositoriesOf(target).list()).map((r) => [r.name, r.visibility, String(r.tags), bytes(r.bytes), r.pushedAt ? new Date(r.pushedAt).toISOString() : '-']);
   printTable(['NAME', 'VISIBILITY', 'TAGS', 'SIZE', 'LAST PUSH'], rows);
@@ -496,11 +542,16 @@ function validRole(role: string | undefined): Role {
 
 async function readPassword(): Promise<string> {
   if (!options['password-stdin']) throw new UsageError('pass the password on standard input with --password-stdin');
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  const password = await readStdin();
   if (password.length < 8) throw new UsageError('passwords have at least 8 characters');
   return password;
+}
+
+/** Standard input, without one trailing line break. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
 /** The table of a deployed stage, or the one a running `npm start` serves from BERTH_DATA_DIR. */
@@ -511,6 +562,10 @@ async function openStore(): Promise<Target> {
     // Deployments always require logins (serverless.yml).
     return {
       store: new DynamoMetadataStore(createDynamoClient({ table, region }), table),
+      secrets: async () => {
+        const [{ SecretsManagerClient }, { SecretsManagerSecrets }] = await Promise.all([import('@aws-sdk/client-secrets-manager'), import('./secrets-manager.js')]);
+        return new SecretsManagerSecrets(new SecretsManagerClient({ region }), `berth-${options.stage}/cache/`);
+      },
       auth: 'required',
       where: `stage ${options.stage}`,
       gcFunction: { name: `berth-${options.stage}-gc`, region },
@@ -530,6 +585,7 @@ async function openStore(): Promise<Target> {
   const [dynamoRequests, s3Requests] = [countRequests(dynamo), s3 ? countRequests(s3) : () => 0];
   return {
     store: new DynamoMetadataStore(dynamo, settings.table),
+    secrets: async () => new SealedSecrets(Buffer.from((await readFile(resolve(dataDir, 'cache-key'), 'utf8')).trim(), 'base64')),
     blobs: s3 && new S3BlobStore(s3, env.BERTH_BUCKET),
     requests: () => ({ dynamodb: dynamoRequests(), s3: s3Requests() }),
     auth: env.BERTH_AUTH,

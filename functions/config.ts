@@ -21,6 +21,7 @@
  * | `BERTH_UPLOAD_KEY_VERSION` | its version, `upload-key-<version>` in the CloudFront KeyValueStore | `1` |
  * | `BERTH_KEY_VALUE_STORE`    | front door: the distribution's KeyValueStore (ARN), or `file:<path>` (the emulated one), where used upload URLs are marked (unset: not marked) | |
  * | `BERTH_HOSTS`              | comma-separated host names (`name` or `name:port`) clients may use; tokens are issued and accepted for these only (unset: any) | |
+ * | `BERTH_CACHE_KEY`          | key sealing the upstream credentials of cache rules, base64 of 32 bytes (unset: Secrets Manager) | |
  */
 import { z } from 'zod';
 import type { AuthMode } from './auth/service.js';
@@ -55,6 +56,7 @@ const schema = z.object({
     .transform((list) => list.split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== ''))
     .pipe(z.array(z.string().regex(HOST_NAME, 'a host name, or name:port')).min(1))
     .optional(),
+  BERTH_CACHE_KEY: z.base64().optional(),
 });
 
 /** Everything the registry needs to reach its storage. */
@@ -76,6 +78,8 @@ export interface Config {
   keyValueStore?: string;
   /** The host names (lower case, `name` or `name:port`) the registry answers to; undefined: any. */
   hosts?: string[];
+  /** The key sealing cache rules' credentials (base64; the local server), or undefined: they are in Secrets Manager. */
+  cacheKey?: string;
 }
 
 /** An environment variable with a value Berth cannot use; the message names each one (one line). */
@@ -117,6 +121,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         : undefined,
     keyValueStore: c.BERTH_KEY_VALUE_STORE,
     hosts: c.BERTH_HOSTS,
+    cacheKey: c.BERTH_CACHE_KEY,
   };
 }
 

@@ -3,12 +3,15 @@
  * through the registry. Two kinds of events start it:
  * - `{uploadId}`: a direct upload whose `complete` request ran out of time (invoked asynchronously by
  *   the `api` function, and by itself until done);
+ * - `{cacheBlob}`: a blob of a pull-through cache rule to copy from its upstream into S3, verified
+ *   (invoked asynchronously by the `api` function; core/cache.ts);
  * - S3 `ObjectCreated` notifications for `incoming/` (front-door uploads: one whole-blob PUT that
  *   the CloudFront Function sent straight to S3). Keys arrive URL-encoded, spaces as `+` (S3 event
  *   message structure, https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html).
  */
 import middy from '@middy/core';
 import type { Context, S3Event } from 'aws-lambda';
+import type { CopyJob } from './core/cache.js';
 import { loadConfig } from './config.js';
 import { spentUploadsFor } from './storage/spent-uploads.js';
 import { registryFor } from './wiring.js';
@@ -20,8 +23,8 @@ const registry = registryFor(config, undefined, undefined, spentUploadsFor(confi
 /** Time kept back from the invocation's limit to save the hash state and re-dispatch (ms). */
 const MARGIN_MS = 60_000;
 
-/** A direct upload to continue, or S3's notification of objects created under `incoming/`. */
-export type VerifyEvent = { uploadId: string } | S3Event;
+/** A direct upload to continue, a cached blob to copy, or S3's notification of objects created under `incoming/`. */
+export type VerifyEvent = { uploadId: string } | { cacheBlob: CopyJob } | S3Event;
 
 /** Pause before looking again at a session that another process is verifying (ms). */
 const WAIT_MS = 1000;
@@ -30,6 +33,7 @@ const WAIT_MS = 1000;
 export const handler = middy<VerifyEvent, void>().handler(async (event, context: Context) => {
   const deadline = Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS;
   if ('uploadId' in event) return finish(event.uploadId, deadline);
+  if ('cacheBlob' in event) return registry.cache.copy(event.cacheBlob);
   for (const record of event.Records) {
     const { size, eTag } = record.s3.object;
     const key = decodeURIComponent(record.s3.object.key.replace(/\+/g, ' '));

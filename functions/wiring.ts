@@ -7,9 +7,11 @@ import type { PathKey } from './core/signed-paths.js';
 import type { Config } from './config.js';
 import { createRegistry, type Registry } from './core/registry.js';
 import { createDynamoClient, DynamoMetadataStore } from './storage/dynamodb.js';
+import type { CopyDispatch } from './core/cache.js';
 import type { AccountStore, BlobStore, MetadataStore, SpentUploads } from './storage/ports.js';
 import { countRequests } from './storage/requests.js';
 import { createS3Client, S3BlobStore } from './storage/s3.js';
+import { SealedSecrets, SecretsManagerReader, type SecretReader } from './storage/secrets.js';
 
 /**
  * Builds the registry for `config`, with adapters on the configured endpoints; `wrap` and
@@ -38,7 +40,23 @@ export function registryFor(
     pathKey: pathKeySource(config),
     spent,
     hosts: config.hosts,
+    secrets: secretReader(config),
+    dispatchCopy: config.verifyFunction ? lambdaCopy(config.verifyFunction, config.s3.region) : undefined,
   });
+}
+
+/** Where the credentials of cache rules are: sealed under the local key, or in Secrets Manager. */
+function secretReader(config: Config): SecretReader {
+  if (config.cacheKey) return new SealedSecrets(Buffer.from(config.cacheKey, 'base64'));
+  return new SecretsManagerReader(new SecretsManagerClient({ region: config.s3.region }));
+}
+
+/** Background copies of cached blobs run in an asynchronous invocation of the `verify` function. */
+function lambdaCopy(functionName: string, region: string): CopyDispatch {
+  const client = new LambdaClient({ region });
+  return async (job) => {
+    await client.send(new InvokeCommand({ FunctionName: functionName, InvocationType: 'Event', Payload: JSON.stringify({ cacheBlob: job }) }));
+  };
 }
 
 /** The front door's key, inline or read once from Secrets Manager (generated there at deploy time). */

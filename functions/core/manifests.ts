@@ -12,7 +12,7 @@ import { immutableTag, type ImmutableTags } from './immutable.js';
 import { MAX_DESCRIPTION } from './repositories.js';
 import { digestAlgorithm, type Digest, type Reference } from './grammar.js';
 import { DESCRIPTION_KEY, IMAGE_CONFIG_TYPES, MediaTypes, parseManifest, type ParsedManifest } from './manifest.js';
-import type { BlobStore, Descriptor, ManifestRecord, MetadataStore, Page } from '../storage/ports.js';
+import type { BlobStore, Descriptor, ManifestRecord, MetadataStore, Page, TagRecord } from '../storage/ports.js';
 
 /** DynamoDB items hold at most 400 KB; larger manifests go to the blob store. */
 const INLINE_MANIFEST_BYTES = 256 * 1024;
@@ -85,14 +85,7 @@ export class Manifests {
     }
     await this.claimReferences(repository, parsed);
     const now = Date.now();
-    const record: ManifestRecord = { repository, digest, mediaType: parsed.mediaType, size: bytes.length, subject: parsed.subject, createdAt: now };
-    if (bytes.length > INLINE_MANIFEST_BYTES) {
-      record.key = `manifests/${digest.replace(':', '/')}`;
-      await this.store.put(record.key, bytes);
-    } else {
-      record.bytes = bytes;
-    }
-    await this.metadata.putManifest(record);
+    const record = await this.write(repository, digest, parsed, bytes, now);
     // Claimed again after the write: a collection that missed this manifest loses, or took a reference away.
     try {
       await this.claimReferences(repository, parsed);
@@ -102,8 +95,7 @@ export class Manifests {
     }
     if (parsed.subject) await this.metadata.putReferrer(repository, parsed.subject, referrerDescriptor(record, parsed));
     for (const tag of tagged) {
-      const bytes = record.size <= TAG_COPY_BYTES ? record.bytes : undefined;
-      const item = { repository, tag, digest, mediaType: record.mediaType, size: record.size, bytes, updatedAt: now };
+      const item = tagOf(record, tag, now);
       const rule = ruleOf(tag);
       // Conditional for immutable tags: of two first pushes of one tag, the second one loses.
       if (!rule) await this.metadata.putTag(item);
@@ -116,6 +108,36 @@ export class Manifests {
     }
     await this.metadata.touchRepository(repository, now, await this.description(repository, parsed));
     return { digest, subject: parsed.subject };
+  }
+
+  /**
+   * Stores a manifest the pull-through cache fetched (core/cache.ts) and tags it with `tag`, if
+   * given. The caller has checked `digest` against the bytes; unlike a push, the blobs and child
+   * manifests it names need not be here: the cache fetches them when they are pulled. Immutability
+   * rules do not apply: a cached tag follows its upstream.
+   * @throws RegistryError MANIFEST_INVALID when the bytes are no manifest.
+   */
+  async cache(repository: string, digest: Digest, contentType: string | undefined, bytes: Buffer, tag?: string): Promise<ManifestContent> {
+    const parsed = parseManifest(bytes, contentType);
+    const now = Date.now();
+    const record = await this.write(repository, digest, parsed, bytes, now);
+    if (parsed.subject) await this.metadata.putReferrer(repository, parsed.subject, referrerDescriptor(record, parsed));
+    if (tag !== undefined) await this.metadata.putTag(tagOf(record, tag, now));
+    await this.metadata.touchRepository(repository, now);
+    return { digest, mediaType: record.mediaType, size: record.size, bytes };
+  }
+
+  /** Writes the manifest item, its bytes first when they are too large for it. */
+  private async write(repository: string, digest: Digest, parsed: ParsedManifest, bytes: Buffer, now: number): Promise<ManifestRecord> {
+    const record: ManifestRecord = { repository, digest, mediaType: parsed.mediaType, size: bytes.length, subject: parsed.subject, createdAt: now };
+    if (bytes.length > INLINE_MANIFEST_BYTES) {
+      record.key = `manifests/${digest.replace(':', '/')}`;
+      await this.store.put(record.key, bytes);
+    } else {
+      record.bytes = bytes;
+    }
+    await this.metadata.putManifest(record);
+    return record;
   }
 
   /** The image's description: its manifest annotation, else its config label; undefined when it has none. */
@@ -264,6 +286,12 @@ export class Manifests {
     } while (last);
     return tags;
   }
+}
+
+/** The tag item naming `record`, with a copy of a small manifest's bytes. */
+function tagOf(record: ManifestRecord, tag: string, now: number): TagRecord {
+  const bytes = record.size <= TAG_COPY_BYTES ? record.bytes : undefined;
+  return { repository: record.repository, tag, digest: record.digest, mediaType: record.mediaType, size: record.size, bytes, updatedAt: now };
 }
 
 function clipDescription(text: string): string {

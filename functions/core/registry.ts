@@ -3,6 +3,7 @@
  * Transports (the Lambda entry, the local server) hold a `Registry` and nothing else.
  */
 import { Blobs, type BlobDelivery } from './blobs.js';
+import { PullThrough, type CopyDispatch } from './cache.js';
 import { Catalog } from './catalog.js';
 import { DirectUploads, type Dispatch } from './direct.js';
 import { FrontDoor } from './frontdoor.js';
@@ -15,9 +16,14 @@ import { Search } from './search.js';
 import { UploadSessions } from './sessions.js';
 import type { PathKey } from './signed-paths.js';
 import { DEFAULT_UPLOAD_SETTINGS, Uploads, type UploadSettings } from './uploads.js';
+import { UpstreamClient, type HttpFetch } from './upstream.js';
 import type { AccountStore, BlobStore, MetadataStore, SpentUploads } from '../storage/ports.js';
+import type { SecretReader } from '../storage/secrets.js';
 import { Auth, type AuthMode } from '../auth/service.js';
 import { TokenService, type KeySource } from '../auth/tokens.js';
+
+/** How long a pull on the local server waits for another pull's upstream fetch of the same blob (ms). */
+const LOCAL_FETCH_WAIT_MS = 10 * 60_000;
 
 /** Every service of the registry core, built once per process by {@link createRegistry}. */
 export interface Registry {
@@ -47,6 +53,8 @@ export interface Registry {
   retention: Retention;
   /** Users and robots (the web interface's admin page; the CLI works on the table directly). */
   accounts: AccountStore;
+  /** The pull-through cache of repositories under cache rules. */
+  cache: PullThrough;
 }
 
 /** Wires the services onto the stores. */
@@ -69,6 +77,12 @@ export function createRegistry(
     requests?: () => { dynamodb: number; s3: number };
     /** See {@link Registry.hosts}. */
     hosts?: readonly string[];
+    /** Where the credentials of cache rules are kept; undefined: rules with credentials fail. */
+    secrets?: SecretReader;
+    /** How the pull-through cache reaches upstream registries; default: the global fetch. */
+    upstreamFetch?: HttpFetch;
+    /** How background copies of cached blobs run; default: in this process, in the background. */
+    dispatchCopy?: CopyDispatch;
   },
 ): Registry {
   const sessions = new UploadSessions(metadata, store);
@@ -79,7 +93,14 @@ export function createRegistry(
   const tokens = new TokenService(options.tokenKey);
   const immutable = new ImmutableTags(metadata);
   const manifests = new Manifests(metadata, store, frontDoor, immutable);
+  const cache: PullThrough = new PullThrough(metadata, manifests, uploads, sessions, new UpstreamClient(options.upstreamFetch ?? fetch), options.secrets, {
+    stream: options.delivery === 'stream',
+    dispatch: options.dispatchCopy ?? ((job) => inBackground(`copy of ${job.repository}@${job.digest}`, () => cache.copy(job))),
+    // A local server has no request time limit: a waiting pull waits for the one fetching.
+    deadline: () => (options.delivery === 'stream' ? Date.now() + LOCAL_FETCH_WAIT_MS : frontDoor.deadline()),
+  });
   return {
+    cache,
     maxChunk: options.maxChunk,
     hosts: options.hosts,
     dispatchVerification: dispatch,
@@ -102,11 +123,12 @@ export function createRegistry(
 
 /** Background verification inside this process (the local server): runs until done, errors logged. */
 function inProcess(sessions: UploadSessions): Dispatch {
-  return async (uploadId) => {
-    setImmediate(() => {
-      sessions
-        .verify(uploadId, Number.POSITIVE_INFINITY)
-        .catch((error: unknown) => console.error(`verification of upload ${uploadId} failed:`, error));
-    });
-  };
+  return (uploadId) => inBackground(`verification of upload ${uploadId}`, () => sessions.verify(uploadId, Number.POSITIVE_INFINITY));
+}
+
+/** Starts `work` after the current request, in this process; its failure is logged. */
+async function inBackground(what: string, work: () => Promise<unknown>): Promise<void> {
+  setImmediate(() => {
+    work().catch((error: unknown) => console.error(`${what} failed:`, error));
+  });
 }

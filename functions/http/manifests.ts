@@ -6,15 +6,17 @@ import { MAX_MANIFEST_BYTES } from '../core/manifest.js';
 import type { Registry } from '../core/registry.js';
 import { empty, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
 
-/** HEAD /v2/<name>/manifests/<reference> */
+/** HEAD /v2/<name>/manifests/<reference> (a cached repository's tag may be resolved upstream first). */
 export async function headManifest(registry: Registry, _request: HttpRequest, { name, reference }: RouteParams): Promise<HttpResponse> {
-  const manifest = await registry.manifests.stat(name, lookupReference(reference));
+  const parsed = lookupReference(reference);
+  const manifest = (await registry.cache.manifest(name, parsed)) ?? (await registry.manifests.stat(name, parsed));
   return { status: 200, headers: manifestHeaders(manifest) };
 }
 
-/** GET /v2/<name>/manifests/<reference> — the exact bytes that were pushed, with their media type. */
+/** GET /v2/<name>/manifests/<reference> — the exact bytes that were pushed (or fetched upstream), with their media type. */
 export async function getManifest(registry: Registry, _request: HttpRequest, { name, reference }: RouteParams): Promise<HttpResponse> {
-  const manifest = await registry.manifests.get(name, lookupReference(reference));
+  const parsed = lookupReference(reference);
+  const manifest = (await registry.cache.manifest(name, parsed)) ?? (await registry.manifests.get(name, parsed));
   return { status: 200, headers: manifestHeaders(manifest), body: manifest.bytes };
 }
 

@@ -97,6 +97,11 @@ const ACTIONS = new Map<Handler, string>([
   [adminDeleteRepository, 'repository.delete'],
   [adminCollect, 'gc'],
 ]);
+/**
+ * Pulls a Docker Hub mirror rule may serve under `docker.io/`. Not a blob HEAD: pushes ask it of
+ * repositories that do not exist yet, and an answer from Docker Hub would make them skip uploads.
+ */
+const MIRRORED_READS = new Set<Handler>([headManifest, getManifest, getBlob, listTags]);
 
 /** Headers on every response (the reference registry's version header, which docker checks). */
 const COMMON_HEADERS = { 'Docker-Distribution-API-Version': 'registry/2.0' };
@@ -155,6 +160,9 @@ async function dispatch(registry: Registry, request: HttpRequest, trail: Trail):
     const caller = needs === 'public' ? PUBLIC : await registry.auth.caller(authorization, realm, request.sourceIp);
     trail.account = caller.account;
     if (typeof needs === 'function') await registry.auth.require(caller, needs(params), realm, authorization, wants?.(request));
+    if (needs === push || needs === remove) await registry.cache.refuseWrites(params.name);
+    // Docker's registry-mirrors ask for Docker Hub's names as they are (core/cache.ts).
+    if (MIRRORED_READS.has(handler)) params.name = await registry.cache.pullName(params.name);
     return handler(registry, { ...request, caller, realm, audit: trail.note }, params);
   }
   throw fail('UNSUPPORTED', 'no such endpoint', { path: path.slice(0, 200) }, { status: 404 });

@@ -14,6 +14,8 @@
  * | login attempts  | `LOGIN#<name>`      | `<source address>`             |
  * | immutable tags  | `POLICY`            | `IMMUTABLE#<pattern>`          |
  * | retention rule  | `POLICY`            | `RETENTION#<id>`               |
+ * | cache rule      | `POLICY`            | `CACHE#<prefix>`               |
+ * | upstream fetch  | `FETCH#<digest>`    | `FETCH`                        |
  *
  * Sort keys order tags and repositories lexically, so listings are single ordered queries.
  * No transactions (the embedded emulator lacks them): every multi-item change is ordered so
@@ -38,6 +40,7 @@ import {
   type AccountStore,
   type BlobRecord,
   type Collectable,
+  type CacheRule,
   type ImmutableRule,
   type RetentionRule,
   type RepositoryContents,
@@ -221,6 +224,30 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
   async listRetentionRules(): Promise<RetentionRule[]> {
     const page = await this.queryPage('POLICY', 'RETENTION#', 10_000);
     return page.items.map(({ pk: _pk, sk, ...rest }) => ({ id: (sk as string).slice('RETENTION#'.length), ...rest }) as RetentionRule);
+  }
+
+  async putCacheRule(rule: CacheRule): Promise<void> {
+    const { prefix, ...rest } = rule;
+    await this.put({ pk: 'POLICY', sk: `CACHE#${prefix}`, ...rest });
+  }
+
+  deleteCacheRule(prefix: string): Promise<boolean> {
+    return this.deleteExisting({ pk: 'POLICY', sk: `CACHE#${prefix}` });
+  }
+
+  async listCacheRules(): Promise<CacheRule[]> {
+    const page = await this.queryPage('POLICY', 'CACHE#', 10_000);
+    return page.items.map(({ pk: _pk, sk, ...rest }) => ({ prefix: (sk as string).slice('CACHE#'.length), ...rest }) as CacheRule);
+  }
+
+  claimFetch(digest: Digest, owner: string, now: number, until: number): Promise<boolean> {
+    // expiresAt: DynamoDB's TTL removes the claims of holders that died.
+    const item = { pk: `FETCH#${digest}`, sk: 'FETCH', holder: owner, heldUntil: until, expiresAt: Math.ceil(until / 1000) + 3600 };
+    return this.putIf(item, 'attribute_not_exists(pk) OR heldUntil < :now OR holder = :holder', { ':now': now, ':holder': owner });
+  }
+
+  async releaseFetch(digest: Digest, owner: string): Promise<void> {
+    await this.deleteIf({ pk: `FETCH#${digest}`, sk: 'FETCH' }, { ConditionExpression: 'holder = :holder', ExpressionAttributeValues: { ':holder': owner } });
   }
 
   deleteTag(repository: string, tag: string): Promise<boolean> {

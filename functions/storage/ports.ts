@@ -204,6 +204,24 @@ export interface RetentionRule {
   untaggedDays?: number;
 }
 
+/**
+ * A pull-through cache rule (`npx berth cache add`): repositories under `prefix/` mirror the
+ * repositories of the upstream registry `upstream`, read-only (README, "Pull-through cache").
+ */
+export interface CacheRule {
+  /** Repository name prefix, without a trailing slash (`hub`, `ghcr`, `docker.io`). */
+  prefix: string;
+  /** The upstream registry's base URL, `https://host[:port]`, without credentials or path. */
+  upstream: string;
+  /** Where the upstream credentials are kept (see storage/secrets.ts); undefined: anonymous. */
+  secret?: string;
+  /** Upstream user name, shown by `cache ls` (the password is never shown). */
+  username?: string;
+  /** Seconds a tag's upstream answer is trusted before it is resolved again (default 300). */
+  ttlSeconds: number;
+  createdAt: number;
+}
+
 /** One page of a lexically ordered listing; `last` is set when another page follows. */
 export interface Page<T> {
   items: T[];
@@ -350,6 +368,20 @@ export interface MetadataStore {
   deleteRetentionRule(id: string): Promise<boolean>;
   /** Every retention rule, by id. */
   listRetentionRules(): Promise<RetentionRule[]>;
+
+  /** Adds or replaces the cache rule of `rule.prefix`. */
+  putCacheRule(rule: CacheRule): Promise<void>;
+  /** False when there was no rule for `prefix`. */
+  deleteCacheRule(prefix: string): Promise<boolean>;
+  /** Every cache rule, by prefix. */
+  listCacheRules(): Promise<CacheRule[]>;
+  /**
+   * Claims the upstream fetch of blob `digest` for `owner` until `until` (epoch ms): true when no
+   * other owner holds an unexpired claim (a conditional write, so it holds across processes).
+   */
+  claimFetch(digest: Digest, owner: string, now: number, until: number): Promise<boolean>;
+  /** Gives up `owner`'s claim on fetching `digest` (best effort). */
+  releaseFetch(digest: Digest, owner: string): Promise<void>;
 
   /** Blob items, in no particular order, `limit` at most per page; `last` is an opaque cursor. */
   scanBlobs(limit: number, last?: string): Promise<Page<StoredBlob>>;

@@ -149,6 +149,14 @@ export function localTokenKey(dataDir: string): Promise<string> {
 }
 
 /**
+ * The key that seals the upstream credentials of cache rules (base64 of 32 random bytes), kept in
+ * `<dataDir>/cache-key` (mode 0600): `npx berth cache add` seals with it, the server unseals.
+ */
+export function localCacheKey(dataDir: string): Promise<string> {
+  return localSecret(dataDir, 'cache-key');
+}
+
+/**
  * The emulated front door's key of signed paths (base64 of 32 random bytes): `given` (the
  * environment's `BERTH_UPLOAD_KEY`), else the one kept in `<dataDir>/upload-key` (mode 0600); and
  * the emulated CloudFront KeyValueStore that holds it as `upload-key-1`, in the KeyValueStore

@@ -26,7 +26,7 @@ import { DEFAULT_GRACE_MS, parseDuration } from '../../functions/core/gc.js';
 import { registryFor } from '../../functions/wiring.js';
 import { createCloudFrontEmulator } from './cloudfront-emulator.js';
 import { originProof } from '../../functions/core/signed-paths.js';
-import { DataDirInUse, EMULATOR_CREDENTIALS, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
+import { DataDirInUse, EMULATOR_CREDENTIALS, localCacheKey, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
 import { asyncInvoker, bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes, VERIFY_BUNDLE } from './lambda-emulator.js';
 import { BODY_IDLE_MS, createRegistryServer } from './server.js';
 import { loadTls, TlsError, type TlsFiles } from './tls.js';
@@ -133,6 +133,7 @@ try {
   emulators = external ? undefined : await startEmulators(dataDir, { auth: process.env.BERTH_AUTH });
   if (emulators) Object.assign(process.env, emulators.env);
   process.env.BERTH_TOKEN_KEY ??= await localTokenKey(dataDir);
+  process.env.BERTH_CACHE_KEY ??= await localCacheKey(dataDir);
   if (emulateLambda) {
     // As deployed: blob GETs answer 307 (Lambda responses stop at 6 MB), to the front door's signed
     // paths or to presigned S3 URLs, and the POST that starts an upload advertises the largest

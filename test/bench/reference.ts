@@ -50,9 +50,10 @@ export class ReferenceRegistry {
 
   /**
    * Starts it with the configuration Debian ships (and `registry:2` uses): filesystem storage,
-   * in-memory blob descriptor cache, deletes enabled, access log on; no auth.
+   * in-memory blob descriptor cache, deletes enabled, access log on; no auth, or with `htpasswd`
+   * (a file of `user:bcrypt-hash` lines) Basic auth.
    */
-  static async start(cleanup: Cleanup): Promise<ReferenceRegistry> {
+  static async start(cleanup: Cleanup, options: { htpasswd?: string } = {}): Promise<ReferenceRegistry> {
     const dir = await cleanup.tempDir('reference');
     const port = await freePort();
     const config = [
@@ -72,6 +73,7 @@ export class ReferenceRegistry {
       `  addr: 127.0.0.1:${port}`,
       '  headers:',
       '    X-Content-Type-Options: [nosniff]',
+      ...(options.htpasswd ? ['auth:', '  htpasswd:', '    realm: berth-test', `    path: ${options.htpasswd}`] : []),
       '',
     ].join('\n');
     await writeFile(join(dir, 'config.yml'), config);
@@ -86,7 +88,7 @@ export class ReferenceRegistry {
         if (child.exitCode !== null || child.signalCode !== null) throw new Error(`docker-registry exited:\n${await registry.log()}`);
         const response = await fetch(`${registry.url}/v2/`).catch(() => undefined);
         await response?.body?.cancel();
-        return response?.status === 200;
+        return response?.status === (options.htpasswd ? 401 : 200);
       },
       60_000,
       100,
@@ -95,7 +97,12 @@ export class ReferenceRegistry {
   }
 
   log(): Promise<string> {
-    return readFile(join(this.dir, 'registry.log'), 'utf8').then((text) => text.split('\n').slice(-40).join('\n'), () => '');
+    return this.fullLog().then((text) => text.split('\n').slice(-40).join('\n'));
+  }
+
+  /** Everything it logged (its access log included). */
+  fullLog(): Promise<string> {
+    return readFile(join(this.dir, 'registry.log'), 'utf8').catch(() => '');
   }
 
   stop(): Promise<void> {

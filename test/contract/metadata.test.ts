@@ -211,6 +211,28 @@ describe('MetadataStore contract', () => {
     assert.equal(await store.getTag('ret', 'v1'), undefined);
   });
 
+  test('cache rules, and upstream fetch claims: one holder at a time, however many ask at once', async () => {
+    await store.putCacheRule({ prefix: 'hub', upstream: 'https://registry-1.docker.io', ttlSeconds: 300, createdAt: 1 });
+    await store.putCacheRule({ prefix: 'ghcr', upstream: 'https://ghcr.io', secret: 'sealed:abc', username: 'me', ttlSeconds: 60, createdAt: 2 });
+    assert.deepEqual(await store.listCacheRules(), [
+      { prefix: 'ghcr', upstream: 'https://ghcr.io', secret: 'sealed:abc', username: 'me', ttlSeconds: 60, createdAt: 2 },
+      { prefix: 'hub', upstream: 'https://registry-1.docker.io', ttlSeconds: 300, createdAt: 1 },
+    ]);
+    assert.equal(await store.deleteCacheRule('ghcr'), true);
+    assert.equal(await store.deleteCacheRule('ghcr'), false);
+
+    const now = Date.now();
+    const claims = await Promise.all(Array.from({ length: 10 }, (_, i) => store.claimFetch(digest('f'), `owner-${i}`, now, now + 60_000)));
+    assert.equal(claims.filter(Boolean).length, 1);
+    const holder = `owner-${claims.indexOf(true)}`;
+    assert.equal(await store.claimFetch(digest('f'), holder, now, now + 60_000), true, 'the holder may renew');
+    await store.releaseFetch(digest('f'), 'someone-else');
+    assert.equal(await store.claimFetch(digest('f'), 'late', now, now + 60_000), false, 'only the holder releases');
+    await store.releaseFetch(digest('f'), holder);
+    assert.equal(await store.claimFetch(digest('f'), 'late', now, now + 1), true);
+    assert.equal(await store.claimFetch(digest('f'), 'later', now + 2, now + 60_000), true, 'an expired claim is taken over');
+  });
+
   test('login attempts: claimed atomically, at most max per window and source, however many arrive at once', async () => {
     const now = Date.now();
     const claims = await Promise.all(Array.from({ length: 20 }, () => store.claimLoginAttempt('carol', '192.0.2.1', now, 60_000, 5)));

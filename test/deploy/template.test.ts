@@ -307,7 +307,8 @@ describe('the template', () => {
               s3: action === 's3:ListBucket' ? /^\{"Fn::GetAtt":\["Bucket","Arn"\]\}$/ : /^\{"Fn::Sub":"\$\{Bucket\.Arn\}\/\*"\}$/,
               dynamodb: /^\{"Fn::GetAtt":\["Table","Arn"\]\}$/,
               'cloudfront-keyvaluestore': /^\{"Fn::GetAtt":\["KeyValueStore","Arn"\]\}$/,
-              secretsmanager: /^\{"Ref":"(TokenKey|UploadKey)"\}$/,
+              // The stack's keys, and the upstream credentials of this stage's cache rules only.
+              secretsmanager: new RegExp(`^\\{"Ref":"(TokenKey|UploadKey)"\\}$|^${escape(JSON.stringify(cacheSecrets(stage)))}$`),
               lambda: new RegExp(`^\\{"Fn::Sub":"arn:\\$\\{AWS::Partition\\}:lambda:\\$\\{AWS::Region\\}:\\$\\{AWS::AccountId\\}:function:berth-${stage}-[a-z]+"\\}$`),
             };
             assert.ok(allowed[service]?.test(r), `${action} on ${r}`);
@@ -318,12 +319,12 @@ describe('the template', () => {
         }
       }
       const secrets = berth.filter((s) => list(s.Action).includes('secretsmanager:GetSecretValue')).flatMap((s) => list(s.Resource));
-      assert.deepEqual(secrets, [{ Ref: 'TokenKey' }, { Ref: 'UploadKey' }], 'the token key and the front door key');
+      assert.deepEqual(secrets, [{ Ref: 'TokenKey' }, { Ref: 'UploadKey' }, cacheSecrets(stage)], 'the token key, the front door key, the cache rules\' credentials');
     }
     const directSecrets = direct.template.Resources.IamRoleLambdaExecution.Properties!.Policies.flatMap((p: Json) => p.PolicyDocument.Statement)
       .filter((s: Json) => list(s.Action).includes('secretsmanager:GetSecretValue'))
       .flatMap((s: Json) => list(s.Resource));
-    assert.deepEqual(directSecrets, [{ Ref: 'TokenKey' }], 'no front door key without the front door');
+    assert.deepEqual(directSecrets, [{ Ref: 'TokenKey' }, cacheSecrets(direct.state.service.provider.stage)], 'no front door key without the front door');
   });
 
   test('verify marks used upload URLs in the KeyValueStore and gc drops the expired marks; without the front door neither knows one', () => {
@@ -924,4 +925,14 @@ async function sources(dir: string): Promise<string[]> {
     else if (entry.name.endsWith('.ts')) out.push(path);
   }
   return out;
+}
+
+/** The Secrets Manager ARNs of a stage's cache rule credentials (`npx berth cache add --stage`). */
+function cacheSecrets(stage: string): Json {
+  return { 'Fn::Sub': `arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:berth-${stage}/cache/*` };
+}
+
+/** `text` as a literal inside a RegExp. */
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
