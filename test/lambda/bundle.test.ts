@@ -123,10 +123,11 @@ test('bundled handler: bad input is OCI error JSON, not a crash', async () => {
   assert.equal(JSON.parse(Buffer.from(bad.body!, 'base64').toString()).errors[0].code, 'NAME_INVALID');
 });
 
-test('bundled gc function: collects what the api function left unreferenced and answers the report', async () => {
-  const config = Buffer.from('{"gc":true}');
+/** Pushes an image of one config blob, no layers, as `repository:tag` through the handler; returns the config's digest. */
+async function pushTagged(repository: string, tag: string): Promise<string> {
+  const config = Buffer.from(JSON.stringify({ repository, tag }));
   const digest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
-  assert.equal((await invoke(event('POST', '/v2/lambda/gc/blobs/uploads/', { query: `digest=${digest}`, body: config }))).statusCode, 201);
+  assert.equal((await invoke(event('POST', `/v2/${repository}/blobs/uploads/`, { query: `digest=${digest}`, body: config }))).statusCode, 201);
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -134,7 +135,12 @@ test('bundled gc function: collects what the api function left unreferenced and 
     layers: [],
   }));
   const headers = { 'content-type': 'application/vnd.oci.image.manifest.v1+json' };
-  assert.equal((await invoke(event('PUT', '/v2/lambda/gc/manifests/tmp', { headers, body: manifest }))).statusCode, 201);
+  assert.equal((await invoke(event('PUT', `/v2/${repository}/manifests/${tag}`, { headers, body: manifest }))).statusCode, 201);
+  return digest;
+}
+
+test('bundled gc function: collects what the api function left unreferenced and answers the report', async () => {
+  const digest = await pushTagged('lambda/gc', 'tmp');
   assert.equal((await invoke(event('DELETE', '/v2/lambda/gc/manifests/tmp'))).statusCode, 202);
   const gc = (await import(pathToFileURL(resolve('dist/gc/index.mjs')).href)) as { handler: (event: unknown, context: unknown) => Promise<Record<string, any>> };
   const context = { getRemainingTimeInMillis: () => 900_000, functionName: 'berth-test-gc' };
@@ -146,23 +152,24 @@ test('bundled gc function: collects what the api function left unreferenced and 
 });
 
 test('bundled handler: the web interface at / (pages, a form post with its CSRF token, the pushed repository)', async () => {
+  await pushTagged('lambda/web', 'v1');
   const home = await invoke(event('GET', '/', { headers: { host: 'registry.example.com' } }));
   assert.equal(home.statusCode, 200);
   assert.match(String(home.headers!['Content-Type']), /^text\/html/);
   assert.match(String(home.headers!['Content-Security-Policy']), /frame-ancestors 'none'/);
   const html = Buffer.from(String(home.body), 'base64').toString('utf8');
-  assert.match(html, /href="\/r\/lambda\/test"/);
+  assert.match(html, /href="\/r\/lambda\/web"/);
   const [cookie] = home.cookies ?? [];
   assert.match(cookie, /^berth_csrf=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Secure/, 'Secure over HTTPS (API Gateway)');
   const csrf = /^berth_csrf=([^;]+)/.exec(cookie)![1];
   const form = (token: string) => Buffer.from(new URLSearchParams({ csrf: token, reference: 'v1' }).toString());
   const headers = { host: 'registry.example.com', 'content-type': 'application/x-www-form-urlencoded' };
   // Payload 2.0 carries the Cookie header as `cookies`.
-  const post = (token: string) => invoke({ ...event('POST', '/r/lambda/test/-/delete', { headers, body: form(token) }), cookies: [`berth_csrf=${csrf}`] });
+  const post = (token: string) => invoke({ ...event('POST', '/r/lambda/web/-/delete', { headers, body: form(token) }), cookies: [`berth_csrf=${csrf}`] });
   assert.equal((await post('wrong')).statusCode, 403);
   const deleted = await post(csrf);
   assert.equal(deleted.statusCode, 303, 'BERTH_AUTH=off: everyone administers');
-  assert.equal((await invoke(event('GET', '/v2/lambda/test/manifests/v1'))).statusCode, 404);
+  assert.equal((await invoke(event('GET', '/v2/lambda/web/manifests/v1'))).statusCode, 404);
   const script = await invoke(event('GET', '/-/app.js'));
   assert.equal(script.statusCode, 200);
   assert.equal(script.headers!['Content-Type'], 'text/javascript; charset=utf-8');
