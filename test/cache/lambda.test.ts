@@ -42,7 +42,9 @@ before(async () => {
   const dataDir = await cleanup.tempDir('upstream');
   const endpoints = { BERTH_DYNAMODB_ENDPOINT: env.BERTH_DYNAMODB_ENDPOINT, BERTH_TABLE: env.BERTH_TABLE, AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY, BERTH_AUTH: 'required' };
   await writeFile(join(dataDir, 'endpoints.json'), JSON.stringify(endpoints));
-  upstream = await RegistryProcess.start(cleanup, { dataDir, env: { ...env, BERTH_BLOB_DELIVERY: 'redirect', BERTH_AUTH: 'required' } });
+  // On 127.0.0.1 alone: MinIO is named `localhost`, which a registry on every interface would also
+  // answer to, and npm start refuses to redirect clients (with their password) to its own name.
+  upstream = await RegistryProcess.start(cleanup, { dataDir, env: { ...env, HOST: '127.0.0.1', BERTH_BLOB_DELIVERY: 'redirect', BERTH_AUTH: 'required' } });
   await upstream.addUser(USER, PASSWORD, 'writer');
   crane = await Crane.create(cleanup, { [upstream.host]: { username: USER, password: PASSWORD } });
   const dir = await cleanup.tempDir('big-layer');
