@@ -38,8 +38,8 @@ export interface FrontDoorSettings {
 /**
  * Upload URLs for 15 minutes, blob URLs for five, 20 s of a request's time, 250 ms polls. Every
  * client that PUTs a whole blob (containerd, oras, regclient) sends the PUT right after the POST,
- * and only its start is checked; a short life bounds what a leaked or replayed URL can do, since
- * the edge keeps no record of URLs already used.
+ * and only its start is checked; a short life bounds what a leaked URL can do, and how long the
+ * marks of used URLs ({@link FrontDoor.used}) must be kept.
  */
 export const DEFAULT_FRONT_DOOR_SETTINGS: FrontDoorSettings = {
   uploadUrlSeconds: 900,

@@ -18,7 +18,7 @@ export interface AuditRecord {
   requestId: string;
   /** The account the request acted as (for a login, the name tried); absent: anonymous. */
   account?: string;
-  /** The client's address as the transport saw it (see {@link HttpRequest.sourceIp}). */
+  /** The client's address: the transport's, or the viewer's behind the front door (see {@link HttpRequest.sourceIp}). */
   sourceIp: string;
   /** What was done, e.g. `manifest.push`, `tag.delete`, `login` (README lists them). */
   action: string;

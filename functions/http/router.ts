@@ -123,6 +123,8 @@ export async function route(registry: Registry, request: HttpRequest, sinks: Rou
   let seen = request;
   try {
     seen = { ...request, sourceIp: await viewerAddress(registry, request) };
+    // A host name outside BERTH_HOSTS is refused (421) before anything, web pages included.
+    realmOf(request, registry.hosts);
     // Everything outside the registry's APIs is the web interface (functions/web), on the same host.
     response = isWebPath(request.path)
       ? await serveWeb(registry, seen, sinks.onError ?? console.error, trail)
@@ -175,8 +177,9 @@ async function dispatch(registry: Registry, request: HttpRequest, trail: Trail):
  */
 async function viewerAddress(registry: Registry, request: HttpRequest): Promise<string> {
   const forwarded = request.headers['x-berth-viewer-address'];
-  if (forwarded && (await registry.frontDoor.cameThrough(request.headers['x-berth-origin']))) return forwarded;
-  return request.sourceIp;
+  // The proof needs the upload key: if it cannot be read now, the request still goes on (as CloudFront's).
+  const proven = forwarded ? await registry.frontDoor.cameThrough(request.headers['x-berth-origin']).catch(() => false) : false;
+  return proven ? forwarded! : request.sourceIp;
 }
 
 /** Endpoints without a caller (the token service) get one that may do nothing. */

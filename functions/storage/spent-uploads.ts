@@ -83,9 +83,9 @@ export class KeyValueStoreSpentUploads implements SpentUploads {
 
 /**
  * The emulated store's file (KeyValueStore import format, `{"data":[{"key","value"}]}`), which the
- * local CloudFront emulator reads again when it changes. One process writes it (npm start), but
- * from two bundles (api and verify, each its own copy of this module): their writes queue on one
- * process-wide chain per file, so that neither loses the other's entry.
+ * local CloudFront emulator reads again when it changes. One process writes it (npm start), from
+ * concurrent verifications (and each loaded copy of the bundle has its own copy of this module):
+ * the writes queue on one process-wide chain per file, so that none loses another's entry.
  */
 export class FileSpentUploads implements SpentUploads {
   constructor(private readonly file: string) {}

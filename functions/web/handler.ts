@@ -130,7 +130,11 @@ async function dispatch(visit: Visit, path: string, trail?: Trail): Promise<Http
  */
 function audit(visit: Visit, path: string, trail: Trail): void {
   const repository = /^\/r\/(.+?)\/-\/(delete|settings)$/.exec(path);
-  trail.action = path === '/login' ? 'login' : `web.${repository ? repository[2] : path.slice(1).replace(/\//g, '.')}`;
+  const admin = /^\/admin\/(.+)$/.exec(path)?.[1];
+  if (path === '/login') trail.action = 'login';
+  else if (repository) trail.action = `web.${repository[2]}`;
+  else if (admin && Object.hasOwn(ADMIN_ACTIONS, admin)) trail.action = `web.admin.${admin}`;
+  else return;
   trail.account = visit.account?.name;
   if (repository) trail.params = { name: repository[1] };
 }
@@ -211,6 +215,8 @@ async function deleteReference(visit: Visit, name: string): Promise<HttpResponse
   await visibleRepository(visit.registry, visit.caller, name);
   if (!(await visit.caller.may(name, 'delete'))) throw fail('DENIED', `your account may not delete in ${name}`);
   const reference = field(visit, 'reference');
+  // A pull-through cache's repositories are read-only here too.
+  await visit.registry.cache.refuseWrites(name);
   await visit.registry.repositories.remove(name, parseReference(reference));
   return seeOther(`${repositoryPath(name)}?done=${reference.includes(':') ? 'manifest' : 'tag'}`, visit.cookie);
 }

@@ -80,6 +80,8 @@ test('with BERTH_HOSTS, a token for another Host or X-Forwarded-Host is refused 
     const challenge = await get(configured, '/v2/', headers);
     assert.equal(challenge.status, 421);
     assert.equal(challenge.headers['www-authenticate'], undefined);
+    // Nor do the web interface's pages (a sign-in form, CSRF checks built from the Host).
+    assert.equal((await get(configured, '/login', headers)).status, 421);
   }
   // A port the configured name does not have is another address.
   assert.equal((await get(configured, '/v2/', { host: 'berth.example.test:9999' })).status, 421);
