@@ -17,9 +17,9 @@
  *    and `incoming/` objects whose session is gone;
  * 6. S3 objects older than the grace period that nothing points at: under `blobs/` those of no blob
  *    item and no upload session (a crash between an upload's completion and its blob item, the
- *    losing copy of two uploads of one blob), under `manifests/` large manifests (> 256 KiB, one
- *    object per digest shared by every repository) that no repository holds any more. A manifest
- *    `PUT` rewrites its object, so a large manifest pushed again during a run is never old.
+ *    losing copy of two uploads of one blob), under `manifests/` those of large manifests
+ *    (> 256 KiB) that no manifest item names any more. Every write of a large manifest makes an
+ *    object of its own, so a push during a run never writes to an object the run may delete.
  *
  * Race safety (see README, "Storage life cycle"): the collector reads an item's `claim` *before* it
  * looks for references to it, and deletes it only while the claim is unchanged (a conditional

@@ -5,7 +5,7 @@
  * Write order: large bytes → manifest item → referrer → tag, so that whatever a reader can
  * reach is complete.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { BlobLinks } from './blobs.js';
 import { fail } from './errors.js';
 import { immutableTag, type ImmutableTags } from './immutable.js';
@@ -131,7 +131,9 @@ export class Manifests {
   private async write(repository: string, digest: Digest, parsed: ParsedManifest, bytes: Buffer, now: number): Promise<ManifestRecord> {
     const record: ManifestRecord = { repository, digest, mediaType: parsed.mediaType, size: bytes.length, subject: parsed.subject, createdAt: now };
     if (bytes.length > INLINE_MANIFEST_BYTES) {
-      record.key = `manifests/${digest.replace(':', '/')}`;
+      // A key of its own per write, never shared or rewritten: garbage collection may then delete
+      // any old object no manifest item names, with no race against a push of the same digest.
+      record.key = `manifests/${digest.replace(':', '/')}/${randomUUID()}`;
       await this.store.put(record.key, bytes);
     } else {
       record.bytes = bytes;
