@@ -146,6 +146,13 @@ export class FrontDoor implements BlobLinks {
     await this.spent.spend(id, until).catch((error: unknown) => console.warn(`front door: upload ${id} not marked as used: ${String(error)}`));
   }
 
+  /** The repository and digest of the session a front-door object came for; undefined when the session is gone. */
+  async uploadOf(key: string): Promise<{ repository: string; digest: Digest } | undefined> {
+    const m = INCOMING.exec(key);
+    const session = m && (await this.metadata.getUpload(m[2]));
+    return session ? { repository: session.repository, digest: `sha256:${m![1]}` } : undefined;
+  }
+
   /** Makes the object the session's verification, if the session can take it. */
   private async attach(id: string, object: { key: string; size: number; etag: string; digest: Digest }): Promise<string> {
     const owner = randomUUID();

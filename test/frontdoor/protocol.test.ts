@@ -81,6 +81,10 @@ test('a 20 MiB whole-blob PUT goes to S3, answers 201 with the digest, and is vi
   const bytes = Buffer.from(await (await fetch(`${registry.url}/v2/fd/whole/blobs/${digest}`)).arrayBuffer());
   assert.equal(sha256(bytes), digest, 'GET through the signed blob path gives the same bytes');
   assert.equal((await manifestFor('fd/whole', { digest, size: blob.length })).status, 201);
+  // The PUT reached no API request: verify writes its audit line once the digest is checked.
+  const pushed = () => registry.log.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line)).find((r) => r.message === 'audit' && r.action === 'blob.push' && r.digest === digest);
+  for (let i = 0; i < 100 && !pushed(); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(pushed() && [pushed().repository, pushed().status, pushed().bytes], ['fd/whole', 201, blob.length], registry.tail());
 });
 
 test('a manifest PUT right after the blob PUT waits for the verification in flight', { timeout: 180_000 }, async () => {
