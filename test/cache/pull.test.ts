@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Cleanup, Docker, MANIFEST_ACCEPT, RegistryProcess, RUN_ID, sha256, Skopeo, sleep } from '../e2e/helpers.js';
+import { Cleanup, Docker, MANIFEST_ACCEPT, RegistryProcess, RUN_ID, sha256, Skopeo, sleep, waitFor } from '../e2e/helpers.js';
 import { Crane, pushImages, startBasicRegistry, type PushedImages } from './helpers.js';
 
 const cleanup = new Cleanup();
@@ -96,6 +96,8 @@ for (const { kind, prefix, start } of upstreams) {
       pushed = await pushImages(crane, cleanup, upstream.host, 'team/app', 'v1');
       await berth.berthOk(['cache', 'add', prefix, upstream.url, '--username', USER, '--password-stdin', '--ttl', `${TTL_MS / 1000}s`], `${PASSWORD}\n`);
       configGets = await upstream.blobGets('team/app', pushed.amd64Config);
+      // A running server reads the rules again at most every 5 s (core/cache.ts): wait for this one.
+      await waitFor('the new cache rule to take effect', async () => (await fetch(`${berth.url}/v2/${cached}/manifests/v1`, { method: 'HEAD', headers: { Accept: MANIFEST_ACCEPT } })).status === 200, 15_000, 250);
     });
 
     test('skopeo copies the index with both platforms through Berth: the upstream digests', async () => {
@@ -154,6 +156,8 @@ describe('ten clients pull the same uncached image at once', () => {
     const pushed = await pushImages(crane, cleanup, registry.host, 'team/fresh', 'v1', 6 * 1024 * 1024);
     const prefix = `crowd${RUN_ID}`;
     await berth.berthOk(['cache', 'add', prefix, registry.url, '--username', USER, '--password-stdin'], `${PASSWORD}\n`);
+    // The rules are read again at most every 5 s; a manifest HEAD fetches no blob.
+    await waitFor('the new cache rule to take effect', async () => (await fetch(`${berth.url}/v2/${prefix}/team/fresh/manifests/v1`, { method: 'HEAD', headers: { Accept: MANIFEST_ACCEPT } })).status === 200, 15_000, 250);
     const manifest = JSON.parse(await crane.ok(['manifest', `${registry.host}/team/fresh@${pushed.amd64}`])) as { config: { digest: string }; layers: Array<{ digest: string }> };
     const blobs = [manifest.config.digest, ...manifest.layers.map((l) => l.digest)];
     const gets = (digest: string) => registry.requests('GET', new RegExp(`^/v2/team/fresh/blobs/${digest}$`), 200).length;
