@@ -28,8 +28,8 @@ import type { ManifestContent, Manifests } from './manifests.js';
 import type { UploadSessions } from './sessions.js';
 import type { Uploads } from './uploads.js';
 import { UpstreamError, type UpstreamClient, type UpstreamCredentials, type UpstreamTarget } from './upstream.js';
-import type { CacheRule, MetadataStore } from '../storage/ports.js';
-import type { SecretReader } from '../storage/secrets.js';
+import type { CacheRule, MetadataStore, TagRecord } from '../storage/ports.js';
+import { SecretUnreadable, type SecretReader } from '../storage/secrets.js';
 
 /** Tags are re-resolved upstream after this long unless the rule says otherwise (seconds). */
 export const DEFAULT_TAG_TTL_SECONDS = 300;
@@ -85,7 +85,7 @@ export class PullThrough {
     private readonly uploads: Uploads,
     private readonly sessions: UploadSessions,
     private readonly upstream: UpstreamClient,
-    private readonly secrets: SecretReader | undefined,
+    private readonly secrets: SecretReader,
     private readonly options: {
       /** Stream blobs through (true) or hand out redirects and copy in the background (false). */
       stream: boolean;
@@ -102,7 +102,7 @@ export class PullThrough {
     const path = repository.slice(rule.prefix.length + 1);
     const hub = DOCKER_HUB.has(new URL(rule.upstream).hostname);
     const secret = rule.secret;
-    const credentials = secret === undefined ? undefined : () => this.credentials(secret);
+    const credentials = secret === undefined ? undefined : () => this.credentials(rule, secret);
     return { rule, target: { rule: rule.prefix, base: rule.upstream, repository: hub && !path.includes('/') ? `library/${path}` : path, credentials } };
   }
 
@@ -161,10 +161,12 @@ export class PullThrough {
     if (tag && Date.now() - tag.updatedAt < mirror.rule.ttlSeconds * 1000) return this.manifests.get(repository, reference);
     try {
       if (tag && (await this.upstreamDigest(mirror, reference.tag)) === tag.digest) {
-        await this.metadata.putTag({ ...tag, updatedAt: Date.now() });
-        return await this.manifests.get(repository, reference);
+        // Conditional, as every tag write of a refresh: one that raced another refresh (which may
+        // have moved the tag on) or a delete (retention, gc, npx berth rm) must not undo it.
+        await this.metadata.replaceTag({ ...tag, updatedAt: Date.now() }, tag);
+        return await this.manifests.get(repository, { kind: 'digest', digest: tag.digest });
       }
-      return await this.fetchManifest(mirror, repository, reference);
+      return await this.fetchManifest(mirror, repository, reference, tag);
     } catch (error) {
       if (!tag || !(error instanceof UpstreamError)) throw asRegistryError(error, 'MANIFEST_UNKNOWN');
       // The upstream is down or refuses: the tag as cached is the best answer there is.
@@ -302,8 +304,11 @@ export class PullThrough {
     throw copying(digest, mirror);
   }
 
-  /** Fetches a manifest, checks its digest, stores it (tagged when asked for by tag). */
-  private async fetchManifest(mirror: Mirror, repository: string, reference: Reference): Promise<ManifestContent> {
+  /**
+   * Fetches a manifest, checks its digest, stores it; asked for by tag, tags it unless the tag
+   * changed since it was read as `cached` (undefined: it was not there).
+   */
+  private async fetchManifest(mirror: Mirror, repository: string, reference: Reference, cached?: TagRecord): Promise<ManifestContent> {
     const name = reference.kind === 'tag' ? reference.tag : reference.digest;
     const response = await this.upstream.request(mirror.target, `manifests/${name}`, { method: 'GET', headers: { Accept: ACCEPT } });
     checkStatus(response, 'manifest', name);
@@ -317,7 +322,8 @@ export class PullThrough {
         throw fail('MANIFEST_INVALID', `${mirror.rule.upstream} sent a manifest for ${mirror.target.repository}:${name} whose digest is ${digest}, not ${claimed}; nothing was cached`, { expected: claimed, actual: digest }, { status: 502 });
       }
     }
-    return this.manifests.cache(repository, digest, response.headers.get('content-type') ?? undefined, bytes, reference.kind === 'tag' ? reference.tag : undefined);
+    const tag = reference.kind === 'tag' ? { name: reference.tag, replacing: cached } : undefined;
+    return this.manifests.cache(repository, digest, response.headers.get('content-type') ?? undefined, bytes, tag);
   }
 
   /** The digest the upstream's tag names now (HEAD); undefined when it does not say. */
@@ -327,9 +333,17 @@ export class PullThrough {
     return response.headers.get('docker-content-digest') ?? undefined;
   }
 
-  private async credentials(secret: string): Promise<UpstreamCredentials> {
-    if (!this.secrets) throw new UpstreamError('this server cannot read the credentials of cache rules (no BERTH_CACHE_KEY)');
-    return JSON.parse(await this.secrets.read(secret)) as UpstreamCredentials;
+  /**
+   * The credentials of `rule`, read when the upstream asks for them.
+   * @throws UpstreamError when they cannot be read (the client gets a 502 saying so; cached tags are still served).
+   */
+  private async credentials(rule: CacheRule, secret: string): Promise<UpstreamCredentials> {
+    try {
+      return JSON.parse(await this.secrets.read(secret)) as UpstreamCredentials;
+    } catch (error) {
+      const reason = error instanceof SecretUnreadable ? error.message : 'they are not the JSON that npx berth cache add stores';
+      throw new UpstreamError(`the credentials of cache rule "${rule.prefix}" cannot be read: ${reason}; add the rule again with npx berth cache add ${rule.prefix} …`);
+    }
   }
 }
 

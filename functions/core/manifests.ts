@@ -111,18 +111,26 @@ export class Manifests {
   }
 
   /**
-   * Stores a manifest the pull-through cache fetched (core/cache.ts) and tags it with `tag`, if
-   * given. The caller has checked `digest` against the bytes; unlike a push, the blobs and child
-   * manifests it names need not be here: the cache fetches them when they are pulled. Immutability
-   * rules do not apply: a cached tag follows its upstream.
+   * Stores a manifest the pull-through cache fetched (core/cache.ts) and, with `tag`, tags it
+   * `tag.name` only while that tag is still as the cache read it (`replacing`; undefined: absent):
+   * a write that lost to another refresh or to a delete leaves theirs. The caller has checked
+   * `digest` against the bytes; unlike a push, the blobs and child manifests it names need not be
+   * here: the cache fetches them when they are pulled. Immutability rules do not apply: a cached
+   * tag follows its upstream.
    * @throws RegistryError MANIFEST_INVALID when the bytes are no manifest.
    */
-  async cache(repository: string, digest: Digest, contentType: string | undefined, bytes: Buffer, tag?: string): Promise<ManifestContent> {
+  async cache(
+    repository: string,
+    digest: Digest,
+    contentType: string | undefined,
+    bytes: Buffer,
+    tag?: { name: string; replacing: TagRecord | undefined },
+  ): Promise<ManifestContent> {
     const parsed = parseManifest(bytes, contentType);
     const now = Date.now();
     const record = await this.write(repository, digest, parsed, bytes, now);
     if (parsed.subject) await this.metadata.putReferrer(repository, parsed.subject, referrerDescriptor(record, parsed));
-    if (tag !== undefined) await this.metadata.putTag(tagOf(record, tag, now));
+    if (tag) await this.metadata.replaceTag(tagOf(record, tag.name, now), tag.replacing);
     await this.metadata.touchRepository(repository, now);
     return { digest, mediaType: record.mediaType, size: record.size, bytes };
   }

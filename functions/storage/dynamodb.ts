@@ -199,6 +199,13 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
     return this.putIf({ pk: repoKey(repository), sk: `TAG#${name}`, ...rest }, 'attribute_not_exists(pk) OR digest = :digest', { ':digest': tag.digest });
   }
 
+  replaceTag(tag: TagRecord, expected: Pick<TagRecord, 'digest' | 'updatedAt'> | undefined): Promise<boolean> {
+    const { repository, tag: name, ...rest } = tag;
+    const item = { pk: repoKey(repository), sk: `TAG#${name}`, ...rest };
+    if (!expected) return this.putIf(item, 'attribute_not_exists(pk)');
+    return this.putIf(item, 'digest = :digest AND updatedAt = :at', { ':digest': expected.digest, ':at': expected.updatedAt });
+  }
+
   async putImmutableRule(rule: ImmutableRule): Promise<void> {
     await this.put({ pk: 'POLICY', sk: `IMMUTABLE#${rule.pattern}`, except: rule.except });
   }

@@ -319,6 +319,12 @@ export interface MetadataStore {
   putTag(tag: TagRecord): Promise<void>;
   /** Writes a tag only when it does not exist or names the same digest already (immutable tags); false otherwise. */
   putTagIfUnmoved(tag: TagRecord): Promise<boolean>;
+  /**
+   * Writes a tag only while the stored one is still `expected` (same digest and `updatedAt`), or,
+   * with `expected` undefined, only while there is none; false otherwise. A write based on an
+   * old read (the pull-through cache's tag refresh) thus loses to any write or delete since.
+   */
+  replaceTag(tag: TagRecord, expected: Pick<TagRecord, 'digest' | 'updatedAt'> | undefined): Promise<boolean>;
   deleteTag(repository: string, tag: string): Promise<boolean>;
   /** Tags in lexical order after `last`, at most `limit`. */
   listTags(repository: string, limit: number, last?: string): Promise<Page<TagRecord>>;

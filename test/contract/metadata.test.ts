@@ -194,6 +194,20 @@ describe('MetadataStore contract', () => {
     assert.equal((await store.getTag('imm', 'v1'))!.digest, digest('5'));
   });
 
+  test('tags replaced only while unchanged since read: no write moves one back or brings one back', async () => {
+    const first = { repository: 'refresh', tag: 'v1', digest: digest('6'), mediaType: 'x/y', size: 1, updatedAt: 1 };
+    assert.equal(await store.replaceTag(first, undefined), true, 'a new tag');
+    assert.equal(await store.replaceTag({ ...first, digest: digest('7') }, undefined), false, 'another first write');
+    const moved = { ...first, digest: digest('7'), updatedAt: 2 };
+    assert.equal(await store.replaceTag(moved, first), true, 'moved from the tag as read');
+    assert.equal(await store.replaceTag({ ...first, updatedAt: 3 }, first), false, 'a write based on the old read loses');
+    assert.deepEqual(await store.getTag('refresh', 'v1'), { ...moved, bytes: undefined });
+    assert.equal(await store.replaceTag({ ...moved, updatedAt: 4 }, { digest: digest('7'), updatedAt: 1 }), false, 'same digest, another updatedAt');
+    assert.equal(await store.collect({ kind: 'tag', repository: 'refresh', tag: 'v1', digest: moved.digest, updatedAt: moved.updatedAt }), true);
+    assert.equal(await store.replaceTag({ ...moved, updatedAt: 5 }, moved), false, 'a deleted tag stays deleted');
+    assert.equal(await store.getTag('refresh', 'v1'), undefined);
+  });
+
   test('retention rules, and tags collected only while unchanged', async () => {
     await store.putRetentionRule({ id: 'r1', pattern: 'team/*', tags: 'v*', keepLast: 3 });
     await store.putRetentionRule({ id: 'r2', pattern: '*', tags: '*', untaggedDays: 7 });
