@@ -45,7 +45,7 @@ import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dy
 import type { BlobStore, RetentionRule } from '../functions/storage/ports.js';
 import { countRequests } from '../functions/storage/requests.js';
 import { createS3Client, S3BlobStore } from '../functions/storage/s3.js';
-import { SealedSecrets, type SecretStore } from '../functions/storage/secrets.js';
+import { SealedSecrets, SecretUnreadable, type SecretStore } from '../functions/storage/secrets.js';
 import { CacheRules } from '../functions/core/cache-rules.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -585,13 +585,26 @@ async function openStore(): Promise<Target> {
   const [dynamoRequests, s3Requests] = [countRequests(dynamo), s3 ? countRequests(s3) : () => 0];
   return {
     store: new DynamoMetadataStore(dynamo, settings.table),
-    secrets: async () => new SealedSecrets(Buffer.from((await readFile(resolve(dataDir, 'cache-key'), 'utf8')).trim(), 'base64')),
+    secrets: () => localSecrets(resolve(dataDir, 'cache-key')),
     blobs: s3 && new S3BlobStore(s3, env.BERTH_BUCKET),
     requests: () => ({ dynamodb: dynamoRequests(), s3: s3Requests() }),
     auth: env.BERTH_AUTH,
     where: dataDir,
     auditFile: resolve(dataDir, 'audit.log'),
   };
+}
+
+/**
+ * The local server's sealed secrets, under the key in `file` (npm start made it).
+ * @throws Error of one line when the key file is missing or holds no 32-byte key.
+ */
+async function localSecrets(file: string): Promise<SealedSecrets> {
+  try {
+    return new SealedSecrets(Buffer.from((await readFile(file, 'utf8')).trim(), 'base64'));
+  } catch (error) {
+    const reason = error instanceof SecretUnreadable ? error.message : `cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`;
+    throw new Error(`the cache key ${file}: ${reason}; npm start writes it on its first start (the sealed credentials of cache rules need the same key)`);
+  }
 }
 
 main().catch((error: unknown) => {

@@ -77,8 +77,8 @@ export function createRegistry(
     requests?: () => { dynamodb: number; s3: number };
     /** See {@link Registry.hosts}. */
     hosts?: readonly string[];
-    /** Where the credentials of cache rules are kept; undefined: rules with credentials fail. */
-    secrets?: SecretReader;
+    /** Where the credentials of cache rules are kept (Secrets Manager, or sealed under a local key). */
+    secrets: SecretReader;
     /** How the pull-through cache reaches upstream registries; default: the global fetch. */
     upstreamFetch?: HttpFetch;
     /** How background copies of cached blobs run; default: in this process, in the background. */

@@ -12,9 +12,15 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
 /** What the registry needs of a secret store: reading. */
 export interface SecretReader {
-  /** The value behind a reference `write` returned. @throws Error when it is gone or unreadable. */
+  /**
+   * The value behind a reference `write` returned.
+   * @throws SecretUnreadable when it is gone, sealed under another key, or altered.
+   */
   read(reference: string): Promise<string>;
 }
+
+/** A secret that cannot be read back; the message says why in one line, never the value. */
+export class SecretUnreadable extends Error {}
 
 /** A place for secrets, as `npx berth cache` manages them. */
 export interface SecretStore extends SecretReader {
@@ -28,8 +34,9 @@ const SEALED = 'sealed:';
 
 /** Secrets sealed with AES-256-GCM (NIST SP 800-38D: 96-bit nonce, 128-bit tag) under a local key. */
 export class SealedSecrets implements SecretStore {
+  /** @throws SecretUnreadable when `key` is not 32 bytes (AES-256). */
   constructor(private readonly key: Buffer) {
-    if (key.length !== 32) throw new Error('the cache key must be 32 bytes');
+    if (key.length !== 32) throw new SecretUnreadable(`the cache key must be 32 bytes (base64), not ${key.length}`);
   }
 
   async write(_name: string, value: string): Promise<string> {
@@ -40,11 +47,16 @@ export class SealedSecrets implements SecretStore {
   }
 
   async read(reference: string): Promise<string> {
-    if (!reference.startsWith(SEALED)) throw new Error('the credentials of this rule are kept in Secrets Manager, not locally');
+    if (!reference.startsWith(SEALED)) throw new SecretUnreadable('the credentials are kept in Secrets Manager, not sealed locally');
     const bytes = Buffer.from(reference.slice(SEALED.length), 'base64');
-    const decipher = createDecipheriv('aes-256-gcm', this.key, bytes.subarray(0, 12));
-    decipher.setAuthTag(bytes.subarray(12, 28));
-    return Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString('utf8');
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.key, bytes.subarray(0, 12));
+      decipher.setAuthTag(bytes.subarray(12, 28));
+      return Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString('utf8');
+    } catch {
+      // GCM's tag check failed (or the nonce or tag is cut short): another key, or altered bytes.
+      throw new SecretUnreadable('the sealed credentials do not open with this server\'s cache key (sealed under another key, or altered)');
+    }
   }
 
   async delete(): Promise<void> {
@@ -57,6 +69,14 @@ export class SecretsManagerReader implements SecretReader {
   constructor(private readonly client: SecretsManagerClient) {}
 
   async read(reference: string): Promise<string> {
-    return (await this.client.send(new GetSecretValueCommand({ SecretId: reference }))).SecretString!;
+    let value: string | undefined;
+    try {
+      value = (await this.client.send(new GetSecretValueCommand({ SecretId: reference }))).SecretString;
+    } catch (error) {
+      // ResourceNotFound, AccessDenied, DecryptionFailure… (Secrets Manager API reference, GetSecretValue errors).
+      throw new SecretUnreadable(`Secrets Manager did not give the secret: ${(error as Error).name}`);
+    }
+    if (value === undefined) throw new SecretUnreadable('the secret in Secrets Manager holds no string');
+    return value;
   }
 }

@@ -22,6 +22,7 @@ import { loadConfig } from '../../functions/config.js';
 import { createRegistry } from '../../functions/core/registry.js';
 import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import { createS3Client, S3BlobStore } from '../../functions/storage/s3.js';
+import { SealedSecrets } from '../../functions/storage/secrets.js';
 import { EMULATOR_CREDENTIALS, startEmulators } from '../../infra/local/emulators.js';
 import { createRegistryServer } from '../../infra/local/server.js';
 import { buildImage, type Cleanup, Docker, RUN_ID, sleep } from '../e2e/helpers.js';
@@ -228,6 +229,8 @@ export async function costBench(cleanup: Cleanup, options: { layers: number; lay
     uploads: { partSize: config.partSize },
     auth: config.auth,
     tokenKey: async () => Buffer.from(tokenKey, 'base64'),
+    // No cache rules in the cost runs: a key of their own, never used.
+    secrets: new SealedSecrets(randomBytes(32)),
   });
   const server = createRegistryServer(registry, {
     log: (line) => {

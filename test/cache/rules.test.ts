@@ -5,12 +5,14 @@
  * (DENIED), Docker Hub's `library/` for one-part names.
  */
 import assert from 'node:assert/strict';
-import { stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import { EMULATOR_CREDENTIALS } from '../../infra/local/emulators.js';
-import { Cleanup, readJson, RegistryProcess, runOk } from '../e2e/helpers.js';
+import { Cleanup, readJson, RegistryProcess, runOk, waitFor } from '../e2e/helpers.js';
 import { startRegistry } from '../support/stack.js';
 import { Crane } from './helpers.js';
 
@@ -28,11 +30,16 @@ async function cache(args: string[], input?: string): Promise<{ code: number | n
   return { code: result.code, out: result.output.trim() };
 }
 
-/** The rules as stored in the server's table (read directly, as the server does). */
-async function storedRules() {
+/** The server's table, as the server reads it. */
+async function ruleStore(): Promise<DynamoMetadataStore> {
   const env = await readJson<Record<string, string>>(join(berth.dataDir, 'endpoints.json'));
   const client = createDynamoClient({ table: env.BERTH_TABLE, region: 'us-east-1', endpoint: env.BERTH_DYNAMODB_ENDPOINT, credentials: EMULATOR_CREDENTIALS });
-  return new DynamoMetadataStore(client, env.BERTH_TABLE).listCacheRules();
+  return new DynamoMetadataStore(client, env.BERTH_TABLE);
+}
+
+/** The rules as stored in the server's table. */
+async function storedRules() {
+  return (await ruleStore()).listCacheRules();
 }
 
 test('cache add, ls and rm; credentials are sealed, never shown', async () => {
@@ -85,6 +92,38 @@ test('bad rules are refused with one line: credentials in the URL, a path, overl
 
   assert.equal((await cache(['add', 'mirror', 'https://ghcr.io'])).code, 0);
   assert.deepEqual(await cache(['add', 'mirror/quay', 'https://quay.io']), { code: 2, out: 'berth: prefix mirror/quay overlaps the cache rule "mirror"' });
+});
+
+test('sealed credentials that do not open: a clear OCI error (502), not a 500; a bad cache key: one CLI line', async () => {
+  // An upstream that wants Basic credentials: Berth must read the rule's to answer.
+  const upstream = createServer((_request, response) => void response.writeHead(401, { 'WWW-Authenticate': 'Basic realm="up"' }).end());
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  cleanup.add('stop the upstream', () => new Promise((resolve) => upstream.close(resolve)));
+  await berth.berthOk(['cache', 'add', 'sealed', `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, '--username', 'u', '--password-stdin'], 'pw\n');
+  const rule = (await storedRules()).find((r) => r.prefix === 'sealed')!;
+  const bytes = Buffer.from(rule.secret!.slice('sealed:'.length), 'base64');
+  bytes[bytes.length - 1] ^= 1;
+  await (await ruleStore()).putCacheRule({ ...rule, secret: `sealed:${bytes.toString('base64')}` });
+  // The server reads the rules again within 5 s.
+  const answer = await waitFor('the altered rule to be read', async () => {
+    const response = await fetch(`${berth.url}/v2/sealed/app/manifests/v1`, { headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const body = (await response.json()) as { errors?: Array<{ code: string; message: string }> };
+    return /cannot be read/.test(body.errors?.[0]?.message ?? '') || response.status === 500 ? { status: response.status, error: body.errors?.[0] } : undefined;
+  }, 15_000, 250);
+  assert.equal(answer.status, 502);
+  assert.equal(answer.error?.code, 'MANIFEST_UNKNOWN');
+  assert.equal(answer.error?.message, `the credentials of cache rule "sealed" cannot be read: the sealed credentials do not open with this server's cache key (sealed under another key, or altered); add the rule again with npx berth cache add sealed …`);
+  await cache(['rm', 'sealed']);
+
+  const keyFile = join(berth.dataDir, 'cache-key');
+  const key = await readFile(keyFile, 'utf8');
+  try {
+    await writeFile(keyFile, 'c2hvcnQ=\n');
+    const added = await cache(['add', 'k', 'https://r.example.com', '--username', 'u', '--password-stdin'], 'pw\n');
+    assert.deepEqual(added, { code: 1, out: `berth: the cache key ${keyFile}: the cache key must be 32 bytes (base64), not 5; npm start writes it on its first start (the sealed credentials of cache rules need the same key)` });
+  } finally {
+    await writeFile(keyFile, key);
+  }
 });
 
 test('pushes and deletes into a cached repository are refused (DENIED)', async () => {

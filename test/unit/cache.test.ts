@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { upstreamBase } from '../../functions/core/cache-rules.js';
 import { RegistryError } from '../../functions/core/errors.js';
 import { parseChallenge } from '../../functions/core/upstream.js';
-import { SealedSecrets } from '../../functions/storage/secrets.js';
+import { SealedSecrets, SecretUnreadable } from '../../functions/storage/secrets.js';
 
 test('upstream URLs: the registry itself, Docker Hub by any of its names, nothing with credentials or a path', () => {
   assert.equal(upstreamBase('https://ghcr.io'), 'https://ghcr.io');
@@ -35,9 +35,12 @@ test('sealed credentials: read back with the key, not with another; tampering de
   assert.doesNotMatch(reference, /p@ss/);
   assert.notEqual(await secrets.write('hub', 'same'), await secrets.write('hub', 'same'), 'a fresh nonce each time');
   assert.equal(await secrets.read(reference), '{"username":"u","password":"p@ss"}');
-  await assert.rejects(new SealedSecrets(randomBytes(32)).read(reference));
+  const unreadable = (message: RegExp) => (error: unknown) => error instanceof SecretUnreadable && message.test(error.message);
+  await assert.rejects(new SealedSecrets(randomBytes(32)).read(reference), unreadable(/do not open with this server's cache key/));
   const bytes = Buffer.from(reference.slice('sealed:'.length), 'base64');
   bytes[bytes.length - 1] ^= 1;
-  await assert.rejects(secrets.read(`sealed:${bytes.toString('base64')}`));
-  await assert.rejects(secrets.read('arn:aws:secretsmanager:us-east-1:1:secret:x'), /Secrets Manager/);
+  await assert.rejects(secrets.read(`sealed:${bytes.toString('base64')}`), unreadable(/sealed under another key, or altered/));
+  await assert.rejects(secrets.read('sealed:AAAA'), unreadable(/do not open/), 'cut short');
+  await assert.rejects(secrets.read('arn:aws:secretsmanager:us-east-1:1:secret:x'), unreadable(/Secrets Manager/));
+  assert.throws(() => new SealedSecrets(randomBytes(16)), unreadable(/must be 32 bytes \(base64\), not 16/));
 });
