@@ -92,6 +92,11 @@ export class Auth {
     private readonly tokens: TokenService,
     private readonly accounts: AccountStore,
     private readonly metadata: MetadataStore,
+    /**
+     * The repository a pull of a name reads: another one for a Docker Hub mirror name
+     * (core/cache.ts `pullName`), the name itself otherwise.
+     */
+    private readonly served: (repository: string) => Promise<string> = async (repository) => repository,
   ) {}
 
   /**
@@ -164,17 +169,28 @@ export class Auth {
   }
 
   /**
-   * @throws RegistryError UNAUTHORIZED with a challenge for `needed` and `wanted` (what the request
+   * Checks that the caller has `needed`.
+   * @param asked what the client asked for, as the challenge names it: `needed` itself, but for a
+   *   read served from another repository (a Docker Hub mirror name, core/cache.ts `pullName`)
+   *   the name the client knows; its token request for that name gets the served one too ({@link grant}).
+   * @throws RegistryError UNAUTHORIZED with a challenge for `asked` and `wanted` (what the request
    *   can use without requiring it, such as pull on a mount's source): always without credentials
    *   (clients learn where the token service is from a 401 on their first request, even `/v2/`),
    *   and with `error="insufficient_scope"` when the caller lacks some of `needed`.
    */
-  async require(caller: Caller, needed: readonly Access[], realm: Realm, authorization: string | undefined, wanted: readonly Access[] = []): Promise<void> {
+  async require(
+    caller: Caller,
+    needed: readonly Access[],
+    realm: Realm,
+    authorization: string | undefined,
+    wanted: readonly Access[] = [],
+    asked: readonly Access[] = needed,
+  ): Promise<void> {
     if (this.mode === 'off') return;
-    if (authorization === undefined) throw this.challenge(realm, [...needed, ...wanted]);
+    if (authorization === undefined) throw this.challenge(realm, [...asked, ...wanted]);
     for (const access of needed) {
       const ok = access.type === 'registry' ? (access.name === 'catalog' ? caller.mayBrowse() : caller.mayAdminister()) : await everyAction(caller, access);
-      if (!ok) throw this.challenge(realm, [...needed, ...wanted], true);
+      if (!ok) throw this.challenge(realm, [...asked, ...wanted], true);
     }
   }
 
@@ -268,7 +284,11 @@ export class Auth {
     return toResponse(access, refresh);
   }
 
-  /** The intersection of what was asked and what `account` (or anonymous) is allowed. */
+  /**
+   * The intersection of what was asked and what `account` (or anonymous) is allowed; a pull of a
+   * name served from another repository grants pull on that one too, when allowed there: the
+   * read is checked against the repository it reads.
+   */
   private async grant(account: Account | undefined, requested: Access[]): Promise<Access[]> {
     if (requested.length > MAX_SCOPES) throw fail('DENIED', `at most ${MAX_SCOPES} scopes per token request`, null, { status: 400 });
     if (this.mode === 'off') return requested;
@@ -282,6 +302,8 @@ export class Auth {
       const allowed = repositoryActions(account, access.name, (await this.repository(access.name)).visibility);
       const actions = access.actions.includes('*') ? allowed : access.actions.filter((a) => allowed.includes(a));
       if (actions.length > 0) merge(granted, { ...access, actions });
+      const served = access.actions.some((a) => a === 'pull' || a === '*') ? await this.served(access.name) : access.name;
+      if (served !== access.name && (await this.permits(account, await this.repository(served), 'pull'))) merge(granted, { type: 'repository', name: served, actions: ['pull'] });
     }
     return granted.filter((a) => a.actions.length > 0);
   }

@@ -5,7 +5,7 @@
  */
 import { fail } from './errors.js';
 import { isRepositoryName } from './grammar.js';
-import { DEFAULT_TAG_TTL_SECONDS } from './cache.js';
+import { DEFAULT_TAG_TTL_SECONDS, repositoryAtOrUnder, within } from './cache.js';
 import type { UpstreamCredentials } from './upstream.js';
 import type { CacheRule, MetadataStore } from '../storage/ports.js';
 import type { SecretStore } from '../storage/secrets.js';
@@ -44,7 +44,8 @@ export class CacheRules {
     const nested = rules.find((rule) => within(prefix, rule.prefix) || within(rule.prefix, prefix));
     if (nested) throw fail('DENIED', `prefix ${prefix} overlaps the cache rule "${nested.prefix}"`);
     const previous = rules.find((rule) => rule.prefix === prefix);
-    const repository = await this.repositoryUnder(prefix, previous !== undefined);
+    // A rule replaced keeps its prefix: the repositories there are its cached ones.
+    const repository = previous ? undefined : await repositoryAtOrUnder(this.metadata, prefix);
     if (repository) throw fail('DENIED', `prefix ${prefix} overlaps the repository ${repository}, which is not a cache: pick another prefix`);
     const rule: CacheRule = { prefix, upstream, ttlSeconds, createdAt: Date.now() };
     if (request.credentials) {
@@ -68,22 +69,6 @@ export class CacheRules {
     return true;
   }
 
-  /**
-   * A repository that is `prefix` or under it, unless a rule of that prefix is being replaced
-   * (its cached repositories are there); undefined when there is none.
-   */
-  private async repositoryUnder(prefix: string, replacing: boolean): Promise<string | undefined> {
-    if (replacing) return undefined;
-    if (await this.metadata.getRepository(prefix)) return prefix;
-    // The catalog is in name order: the first name after `prefix/` is under it, if any is.
-    const next = (await this.metadata.listRepositories(1, `${prefix}/`)).items[0]?.name;
-    return next !== undefined && within(next, prefix) ? next : undefined;
-  }
-}
-
-/** Whether `name` is under `prefix/`. */
-function within(name: string, prefix: string): boolean {
-  return name.startsWith(`${prefix}/`);
 }
 
 /**

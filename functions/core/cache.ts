@@ -97,7 +97,7 @@ export class PullThrough {
 
   /** The rule `repository` falls under and its upstream name, or undefined for an ordinary repository. */
   async mirror(repository: string): Promise<Mirror | undefined> {
-    const rule = (await this.currentRules()).find((r) => repository.startsWith(`${r.prefix}/`));
+    const rule = (await this.currentRules()).find((r) => within(repository, r.prefix));
     if (!rule) return undefined;
     const path = repository.slice(rule.prefix.length + 1);
     const hub = DOCKER_HUB.has(new URL(rule.upstream).hostname);
@@ -107,15 +107,21 @@ export class PullThrough {
   }
 
   /**
-   * The repository a pull of `repository` reads: `docker.io/<repository>` when a rule has the
-   * prefix `docker.io` and `repository` is neither a repository here nor under a rule. A Docker
+   * The repository a pull of `repository` reads (and the access check applies to). A Docker
    * daemon whose `registry-mirrors` names Berth asks for Docker Hub's names as they are
-   * (`library/alpine`), so this makes Berth its Docker Hub mirror.
+   * (`library/alpine`, `bitnami/redis`: always a namespace and a name), so with a rule of the
+   * prefix `docker.io` such a name reads `docker.io/<repository>`, where the rule caches it. Never
+   * a name of the team's: the name is `repository` itself when it is one part (Docker never asks
+   * for those), under a rule, or in a namespace (its first part) that holds a repository of
+   * Berth's own, whether or not `repository` itself exists. So a team's repository, or a missing
+   * name beside its repositories, is never answered or filled from Docker Hub, before or after
+   * it is pushed.
    */
   async pullName(repository: string): Promise<string> {
     const rules = await this.currentRules();
-    if (!rules.some((r) => r.prefix === DOCKER_HUB_MIRROR) || rules.some((r) => repository.startsWith(`${r.prefix}/`))) return repository;
-    return (await this.metadata.getRepository(repository)) ? repository : `${DOCKER_HUB_MIRROR}/${repository}`;
+    const slash = repository.indexOf('/');
+    if (slash < 0 || !rules.some((r) => r.prefix === DOCKER_HUB_MIRROR) || rules.some((r) => within(repository, r.prefix))) return repository;
+    return (await repositoryAtOrUnder(this.metadata, repository.slice(0, slash))) ? repository : `${DOCKER_HUB_MIRROR}/${repository}`;
   }
 
   /** The cache rules, read again after {@link RULES_TTL_MS}. */
@@ -345,6 +351,19 @@ export class PullThrough {
       throw new UpstreamError(`the credentials of cache rule "${rule.prefix}" cannot be read: ${reason}; add the rule again with npx berth cache add ${rule.prefix} …`);
     }
   }
+}
+
+/** Whether `name` is under `prefix/`. */
+export function within(name: string, prefix: string): boolean {
+  return name.startsWith(`${prefix}/`);
+}
+
+/** A repository named `prefix` or under `prefix/` (the first in name order), or undefined when there is none. */
+export async function repositoryAtOrUnder(metadata: MetadataStore, prefix: string): Promise<string | undefined> {
+  if (await metadata.getRepository(prefix)) return prefix;
+  // The catalog is in name order: the first name after `prefix/` is under it, if any is.
+  const next = (await metadata.listRepositories(1, `${prefix}/`)).items[0]?.name;
+  return next !== undefined && within(next, prefix) ? next : undefined;
 }
 
 /** @throws UpstreamError for any answer but 2xx (404 included: a cached tag outlives its upstream). */

@@ -104,7 +104,7 @@ export function createRegistry(
     maxChunk: options.maxChunk,
     hosts: options.hosts,
     dispatchVerification: dispatch,
-    auth: new Auth(options.auth, tokens, metadata, metadata),
+    auth: new Auth(options.auth, tokens, metadata, metadata, (repository) => cache.pullName(repository)),
     sessions,
     uploads,
     direct,

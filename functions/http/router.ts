@@ -161,10 +161,12 @@ async function dispatch(registry: Registry, request: HttpRequest, trail: Trail):
     const authorization = request.headers.authorization;
     const caller = needs === 'public' ? PUBLIC : await registry.auth.caller(authorization, realm, request.sourceIp);
     trail.account = caller.account;
-    if (typeof needs === 'function') await registry.auth.require(caller, needs(params), realm, authorization, wants?.(request));
+    // Docker's registry-mirrors ask for Docker Hub's names as they are (core/cache.ts): such a read
+    // is served from, and checked against, the repository that holds it; the challenge names the name asked.
+    const asked = params.name;
+    if (MIRRORED_READS.has(handler)) params.name = await registry.cache.pullName(asked);
+    if (typeof needs === 'function') await registry.auth.require(caller, needs(params), realm, authorization, wants?.(request), needs({ ...params, name: asked }));
     if (needs === push || needs === remove) await registry.cache.refuseWrites(params.name);
-    // Docker's registry-mirrors ask for Docker Hub's names as they are (core/cache.ts).
-    if (MIRRORED_READS.has(handler)) params.name = await registry.cache.pullName(params.name);
     return handler(registry, { ...request, caller, realm, audit: trail.note }, params);
   }
   throw fail('UNSUPPORTED', 'no such endpoint', { path: path.slice(0, 200) }, { status: 404 });
