@@ -96,7 +96,7 @@ export class Auth {
      * The repository a pull of a name reads: another one for a Docker Hub mirror name
      * (core/cache.ts `pullName`), the name itself otherwise.
      */
-    private readonly served: (repository: string) => Promise<string> = async (repository) => repository,
+    private readonly served: (repository: string) => Promise<string>,
   ) {}
 
   /**
