@@ -8,7 +8,13 @@
  *      `PUT` straight to S3 through the front door, checked in the registry log;
  *  (b) `npx berth push` of the same image (read from the system docker) to the same deployment;
  *  (c) the system docker (Debian dockerd 20.10, classic store) `docker push` to the reference
- *      registry.
+ *      registry;
+ *  (d) the same system docker `docker push` to the emulated deployment (`POST`, one `PATCH` of the
+ *      whole layer, `PUT ?digest=`: the front door sends the bytes to S3),
+ * then the image is removed locally and the system docker pulls (d)'s image from the emulated
+ * deployment and (c)'s from the reference, alternating which goes first. The registry's request
+ * log gives the Lambda path's cost per request: how many requests reached API Gateway + Lambda
+ * for (d)'s push and pull and the median time of each.
  *
  * Every round makes a fresh image (new random bytes) and every push goes to a fresh repository,
  * so nothing is skipped or mounted; the order of the three rotates per round. When the Docker 29
@@ -93,6 +99,34 @@ async function layerTypes(url: string, repository: string): Promise<string> {
   return (manifest.layers ?? []).map((layer) => `\`${layer.mediaType}\` (${layer.size.toLocaleString('en-US')} bytes)`).join(', ');
 }
 
+/** One request that reached the emulated API Gateway + Lambda: its method and time to answer (ms). */
+interface LambdaRequest {
+  method: string;
+  ms: number;
+}
+
+/**
+ * The requests the API Gateway + Lambda emulator logged since line `mark`
+ * (`<method> <path> <status> <ms>ms in=<bytes> out=<bytes>`; the front door's own lines carry
+ * `origin=` instead of `out=`).
+ */
+function lambdaRequests(registry: RegistryProcess, mark: number): LambdaRequest[] {
+  const requests: LambdaRequest[] = [];
+  for (const line of registry.lines.slice(mark)) {
+    const match = /^([A-Z]+) \/\S* \d{3} ([\d.]+)ms in=\d+ out=\d+/.exec(line);
+    if (match) requests.push({ method: match[1], ms: Number(match[2]) });
+  }
+  return requests;
+}
+
+/** `N requests a round (HEAD n, …), median X ms` */
+function describeRequests(requests: LambdaRequest[], rounds: number): string {
+  const byMethod = new Map<string, number>();
+  for (const { method } of requests) byMethod.set(method, (byMethod.get(method) ?? 0) + 1);
+  const counts = [...byMethod].map(([method, n]) => `${method} ${n / rounds}`).join(', ');
+  return `${requests.length / rounds} requests a round (${counts}), median ${median(requests.map((r) => r.ms)).toFixed(1)} ms each`;
+}
+
 export interface FrontdoorResult {
   rows: Row[];
   notes: string[];
@@ -146,6 +180,21 @@ export async function frontdoorRounds(cleanup: Cleanup, rounds: number, layerMiB
     berth: [],
     reference: [],
   };
+  const d: Row = {
+    operation: `docker push ${title} to \`BERTH_EMULATE_LAMBDA=1\` (docker 20.10 to both)`,
+    metric: 'wall time (s)',
+    better: 'lower',
+    berth: [],
+    reference: [],
+  };
+  const pull: Row = {
+    operation: `docker pull ${title} from \`BERTH_EMULATE_LAMBDA=1\` (docker 20.10 from both)`,
+    metric: 'wall time (s), empty cache',
+    better: 'lower',
+    berth: [],
+    reference: [],
+  };
+  const lambdaPath = { push: [] as LambdaRequest[], pull: [] as LambdaRequest[] };
   const cTimes: number[] = [];
   /** What each client pushed as the layer in round 1 (media type, size). */
   const layers: string[] = [];
@@ -213,13 +262,38 @@ export async function frontdoorRounds(cleanup: Cleanup, rounds: number, layerMiB
           return seconds;
         },
       });
-      // Rotate the order: round 0 a, b, c; round 1 b, c, a; round 2 c, a, b; …
+      pushes.push({
+        label: 'docker 20.10 → emulated deployment',
+        push: async () => {
+          const ref = `${registry.host}/${slug('docker20fd')}:latest`;
+          cleanup.images(ref);
+          await docker.ok(['tag', source, ref]);
+          const mark = registry.lines.length;
+          const seconds = await timed(() => docker.push(ref, 1_800_000));
+          lambdaPath.push.push(...lambdaRequests(registry, mark));
+          d.berth.push(seconds);
+          return seconds;
+        },
+      });
+      // Rotate the order: round 0 a, b, c, d; round 1 b, c, d, a; …
       const shift = round % pushes.length;
       for (const { label, push } of [...pushes.slice(shift), ...pushes.slice(0, shift)]) {
         const seconds = await push();
         progress(`frontdoor ${title}: ${label}: ${seconds.toFixed(2)} s (round ${round + 1}/${rounds})`);
       }
       await docker.forget(source);
+      const pulls: Array<[Row['berth'], string]> = [
+        [pull.berth, `${registry.host}/${slug('docker20fd')}:latest`],
+        [pull.reference, `${reference.host}/${slug('docker20')}:latest`],
+      ];
+      for (const [times, ref] of round % 2 === 0 ? pulls : pulls.reverse()) {
+        const mark = registry.lines.length;
+        const seconds = await timed(() => docker.pull(ref, 1, 900_000));
+        if (times === pull.berth) lambdaPath.pull.push(...lambdaRequests(registry, mark));
+        times.push(seconds);
+        progress(`frontdoor docker pull ${title} ← ${ref.split('/')[0]}: ${seconds.toFixed(2)} s (round ${round + 1}/${rounds})`);
+        await docker.forget(ref);
+      }
       if (docker29) {
         const tags = (await docker29(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter((tag) => tag.includes(RUN_ID));
         if (tags.length > 0) await docker29(['rmi', ...tags]);
@@ -232,8 +306,12 @@ export async function frontdoorRounds(cleanup: Cleanup, rounds: number, layerMiB
   }
   a.reference = [...cTimes];
   b.reference = [...cTimes];
+  d.reference = [...cTimes];
+  notes.push(
+    `Lambda path per request (docker 20.10 through the emulated deployment, ${rounds} round(s); the API Gateway + Lambda emulator's time from request to answer, handler included): push ${describeRequests(lambdaPath.push, rounds)}; pull ${describeRequests(lambdaPath.pull, rounds)}.`,
+  );
   notes.push(
     `Front-door pushes: ${rounds} round(s) of a fresh image with ${title}, each push to a fresh repository; layers pushed in round 1: ${layers.join('; ')}. (c) docker 20.10 → reference took ${median(cTimes).toFixed(2)} s (median). \`berth push\` times include the CLI's start (\`npx\` + tsx).`,
   );
-  return { rows: docker29 ? [a, b] : [b], notes, version };
+  return { rows: [...(docker29 ? [a] : []), b, d, pull], notes, version };
 }
