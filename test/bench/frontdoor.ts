@@ -8,7 +8,13 @@
  *      `PUT` straight to S3 through the front door, checked in the registry log;
  *  (b) `npx berth push` of the same image (read from the system docker) to the same deployment;
  *  (c) the system docker (Debian dockerd 20.10, classic store) `docker push` to the reference
- *      registry.
+ *      registry;
+ *  (d) the same system docker `docker push` to the emulated deployment (`POST`, one `PATCH` of the
+ *      whole layer, `PUT ?digest=`: the front door sends the bytes to S3),
+ * then the image is removed locally and the system docker pulls (d)'s image from the emulated
+ * deployment and (c)'s from the reference, alternating which goes first. The registry's request
+ * log gives the Lambda path's cost per request: how many requests reached API Gateway + Lambda
+ * for (d)'s push and pull and the median time of each.
  *
  * Every round makes a fresh image (new random bytes) and every push goes to a fresh repository,
  * so nothing is skipped or mounted; the order of the three rotates per round. When the Docker 29
@@ -19,7 +25,7 @@ import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBundle } from '../../infra/local/lambda-emulator.js';
-import { type Cleanup, Docker, importImage, RegistryProcess, run, RUN_ID, waitFor } from '../e2e/helpers.js';
+import { buildImage, type Cleanup, Docker, importImage, RegistryProcess, run, RUN_ID, waitFor } from '../e2e/helpers.js';
 import { frontdoorTools, startContainerd, startDocker29 } from '../frontdoor/daemons.js';
 import { timed } from './docker.js';
 import { ensureReferenceInstalled, ReferenceRegistry } from './reference.js';
@@ -93,6 +99,84 @@ async function layerTypes(url: string, repository: string): Promise<string> {
   return (manifest.layers ?? []).map((layer) => `\`${layer.mediaType}\` (${layer.size.toLocaleString('en-US')} bytes)`).join(', ');
 }
 
+/** An image whose every request fits through API Gateway and Lambda (each layer ≤ ~4.4 MiB), so that docker 20.10 can push it to the deployment. */
+const SMALL = { title: 'four 1 MiB layers', layers: 4 };
+
+/** The rows of the small image, and the requests its pushes and pulls sent to the Lambda path. */
+function smallImageRows() {
+  const row = (verb: string, metric: string): Row => ({
+    operation: `docker ${verb} ${SMALL.title} ${verb === 'push' ? 'to' : 'from'} \`BERTH_EMULATE_LAMBDA=1\` (docker 20.10 with both)`,
+    metric,
+    better: 'lower',
+    berth: [],
+    reference: [],
+  });
+  return { push: row('push', 'wall time (s)'), pull: row('pull', 'wall time (s), empty cache'), requests: { push: [] as LambdaRequest[], pull: [] as LambdaRequest[] } };
+}
+
+/** A fresh image of {@link SMALL} pushed by docker 20.10 to both registries, then pulled from both (alternating), timed. */
+async function smallImageRound(
+  docker: Docker,
+  cleanup: Cleanup,
+  registry: RegistryProcess,
+  reference: ReferenceRegistry,
+  round: number,
+  rows: ReturnType<typeof smallImageRows>,
+): Promise<void> {
+  const source = `berth-bench/fd-small:${RUN_ID}-r${round}`;
+  await buildImage(docker, cleanup, source, Array.from({ length: SMALL.layers }, (_, i) => ({ [`data${i}.bin`]: MiB })));
+  const targets = [
+    { berth: true, ref: `${registry.host}/bench/fd-small-${RUN_ID}-r${round}:latest` },
+    { berth: false, ref: `${reference.host}/bench/fd-small-${RUN_ID}-r${round}:latest` },
+  ];
+  const order = round % 2 === 0 ? targets : [...targets].reverse();
+  for (const { berth, ref } of order) {
+    cleanup.images(ref);
+    await docker.ok(['tag', source, ref]);
+    const mark = registry.lines.length;
+    const seconds = await timed(() => docker.push(ref, 600_000));
+    (berth ? rows.push.berth : rows.push.reference).push(seconds);
+    if (berth) rows.requests.push.push(...lambdaRequests(registry, mark));
+  }
+  await docker.forget(source);
+  for (const { berth, ref } of order) {
+    const mark = registry.lines.length;
+    const seconds = await timed(() => docker.pull(ref, SMALL.layers, 600_000));
+    (berth ? rows.pull.berth : rows.pull.reference).push(seconds);
+    if (berth) rows.requests.pull.push(...lambdaRequests(registry, mark));
+    await docker.forget(ref);
+  }
+  progress(`frontdoor ${SMALL.title}: push ${rows.push.berth.at(-1)!.toFixed(2)} s / ${rows.push.reference.at(-1)!.toFixed(2)} s, pull ${rows.pull.berth.at(-1)!.toFixed(2)} s / ${rows.pull.reference.at(-1)!.toFixed(2)} s (deployment / reference, round ${round + 1})`);
+}
+
+/** One request that reached the emulated API Gateway + Lambda: its method and time to answer (ms). */
+interface LambdaRequest {
+  method: string;
+  ms: number;
+}
+
+/**
+ * The requests the API Gateway + Lambda emulator logged since line `mark`
+ * (`<method> <path> <status> <ms>ms in=<bytes> out=<bytes>`; the front door's own lines carry
+ * `origin=` instead of `out=`).
+ */
+function lambdaRequests(registry: RegistryProcess, mark: number): LambdaRequest[] {
+  const requests: LambdaRequest[] = [];
+  for (const line of registry.lines.slice(mark)) {
+    const match = /^([A-Z]+) \/\S* \d{3} ([\d.]+)ms in=\d+ out=\d+/.exec(line);
+    if (match) requests.push({ method: match[1], ms: Number(match[2]) });
+  }
+  return requests;
+}
+
+/** `N requests a round (HEAD n, …), median X ms` */
+function describeRequests(requests: LambdaRequest[], rounds: number): string {
+  const byMethod = new Map<string, number>();
+  for (const { method } of requests) byMethod.set(method, (byMethod.get(method) ?? 0) + 1);
+  const counts = [...byMethod].map(([method, n]) => `${method} ${n / rounds}`).join(', ');
+  return `${requests.length / rounds} requests a round (${counts}), median ${median(requests.map((r) => r.ms)).toFixed(1)} ms each`;
+}
+
 export interface FrontdoorResult {
   rows: Row[];
   notes: string[];
@@ -146,6 +230,14 @@ export async function frontdoorRounds(cleanup: Cleanup, rounds: number, layerMiB
     berth: [],
     reference: [],
   };
+  const pull: Row = {
+    operation: `docker pull ${title} from \`BERTH_EMULATE_LAMBDA=1\` (\`berth push\`'s image; reference: docker 20.10's; docker 20.10 pulls both)`,
+    metric: 'wall time (s), empty cache',
+    better: 'lower',
+    berth: [],
+    reference: [],
+  };
+  const small = smallImageRows();
   const cTimes: number[] = [];
   /** What each client pushed as the layer in round 1 (media type, size). */
   const layers: string[] = [];
@@ -220,6 +312,18 @@ export async function frontdoorRounds(cleanup: Cleanup, rounds: number, layerMiB
         progress(`frontdoor ${title}: ${label}: ${seconds.toFixed(2)} s (round ${round + 1}/${rounds})`);
       }
       await docker.forget(source);
+      // Both gzip-compressed by the pusher: (b)'s image from the deployment, (c)'s from the reference.
+      const pulls = [
+        { times: pull.berth, ref: `${registry.host}/${slug('berthpush')}:latest` },
+        { times: pull.reference, ref: `${reference.host}/${slug('docker20')}:latest` },
+      ];
+      for (const { times, ref } of round % 2 === 0 ? pulls : pulls.reverse()) {
+        const seconds = await timed(() => docker.pull(ref, 1, 900_000));
+        times.push(seconds);
+        progress(`frontdoor docker pull ${title} ← ${ref.split('/')[0]}: ${seconds.toFixed(2)} s (round ${round + 1}/${rounds})`);
+        await docker.forget(ref);
+      }
+      await smallImageRound(docker, cleanup, registry, reference, round, small);
       if (docker29) {
         const tags = (await docker29(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter((tag) => tag.includes(RUN_ID));
         if (tags.length > 0) await docker29(['rmi', ...tags]);
@@ -233,7 +337,10 @@ export async function frontdoorRounds(cleanup: Cleanup, rounds: number, layerMiB
   a.reference = [...cTimes];
   b.reference = [...cTimes];
   notes.push(
+    `Lambda path per request (docker 20.10 and ${SMALL.title} through the emulated deployment, ${rounds} round(s); the API Gateway + Lambda emulator's time from request to answer, handler included): push ${describeRequests(small.requests.push, rounds)}; pull ${describeRequests(small.requests.pull, rounds)}.`,
+  );
+  notes.push(
     `Front-door pushes: ${rounds} round(s) of a fresh image with ${title}, each push to a fresh repository; layers pushed in round 1: ${layers.join('; ')}. (c) docker 20.10 → reference took ${median(cTimes).toFixed(2)} s (median). \`berth push\` times include the CLI's start (\`npx\` + tsx).`,
   );
-  return { rows: docker29 ? [a, b] : [b], notes, version };
+  return { rows: [...(docker29 ? [a] : []), b, pull, small.push, small.pull], notes, version };
 }

@@ -23,7 +23,7 @@ import { frontdoorRounds } from './frontdoor.js';
 import { httpRounds } from './http.js';
 import { lambdaBench, type LambdaReport } from './lambda.js';
 import { ensureReferenceInstalled, ReferenceRegistry } from './reference.js';
-import { markdownTable, MiB, progress, renderTable, type Row, type Target } from './report.js';
+import { markdownTable, MiB, peakRssMiB, progress, renderTable, type Row, type Target } from './report.js';
 
 const SECTIONS = ['docker', 'http', 'chunked', 'berth-push', 'frontdoor', 'lambda', 'cost'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -142,6 +142,14 @@ async function main(): Promise<void> {
         const result = await berthPushRounds(docker, cleanup, targets, berth.dataDir, plan.berthPushRounds);
         rows.push(...result.rows);
         report.push('', result.note);
+      });
+      rows.push({
+        operation: `peak memory of the registry process over the sections above (${[...options.sections].filter((s) => s !== 'frontdoor' && s !== 'lambda' && s !== 'cost').join(', ')})`,
+        metric: 'peak RSS (MiB)',
+        better: 'lower',
+        berth: [await peakRssMiB(berth.child.pid!)],
+        reference: [await peakRssMiB(reference.pid)],
+        digits: 0,
       });
       await berth.stop();
       await reference.stop();

@@ -1,4 +1,5 @@
 /** Medians, the result rows of the comparison and their Markdown rendering. */
+import { readFile } from 'node:fs/promises';
 
 /** One registry under test, as clients address it. */
 export interface Target {
@@ -70,3 +71,13 @@ export function progress(line: string): void {
 }
 
 export const MiB = 1024 * 1024;
+
+/**
+ * The peak resident set size of process `pid` so far, MiB (Linux `VmHWM` in `/proc/<pid>/status`),
+ * or NaN when it cannot be read (the process ended, or no procfs).
+ */
+export async function peakRssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kiB = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+  return kiB === undefined ? Number.NaN : Number(kiB) / 1024;
+}
