@@ -1,10 +1,10 @@
 /**
  * Digests of blobs and manifests. Two implementations behind one shape: node's crypto
- * (≈1.4 GB/s, any registered algorithm, state cannot be saved) when a whole blob arrives in one
- * request, and hash-wasm SHA-256 (≈0.3 GB/s, state saves to ~116 bytes) when an upload spans
- * requests that may run in different Lambda invocations.
+ * (≈1.4 GB/s, any registered algorithm; its state cannot be saved, only kept in the process that
+ * hashed) and hash-wasm SHA-256 (≈0.3 GB/s, state saves to ~116 bytes), which continues sessions
+ * whose state was saved by earlier versions of Berth (uploads.ts says when each is used).
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { IHasher } from 'hash-wasm';
 // The SHA-256-only build: the package's main entry embeds every algorithm's WASM (~200 KB more per bundle).
 import sha256Wasm from 'hash-wasm/dist/sha256.umd.min.js';
@@ -26,13 +26,20 @@ export function sha256Of(bytes: Uint8Array): Digest {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
-/** A one-shot hasher for a registered `algorithm` (`sha256`, `sha512`): fastest, but its state cannot be saved. */
-export function oneShotHasher(algorithm = 'sha256'): BlobHasher {
-  const hash = createHash(algorithm);
+/** A node crypto hasher: its state cannot be saved, but the process that hashed may keep it and go on. */
+export interface NativeHasher extends BlobHasher {
+  /** The digest of everything hashed so far; the hasher goes on. */
+  peek(): Digest;
+}
+
+/** A node crypto hasher for a registered `algorithm` (`sha256`, `sha512`): fastest, but its state cannot be saved. */
+export function nativeHasher(algorithm = 'sha256'): NativeHasher {
+  const hash: Hash = createHash(algorithm);
   return {
     algorithm,
     update: (chunk) => hash.update(chunk),
     digest: () => `${algorithm}:${hash.digest('hex')}`,
+    peek: () => `${algorithm}:${hash.copy().digest('hex')}`,
     save: () => {
       throw new Error('one-shot hasher state cannot be saved');
     },

@@ -14,7 +14,8 @@
  * 3. catalog entries of repositories left without tags, manifests and links;
  * 4. blob items no repository links any more, then their S3 objects;
  * 5. expired upload sessions with their S3 data (multipart uploads, tails, `incoming/` objects),
- *    and `incoming/` objects whose session is gone;
+ *    and `incoming/` objects whose session is gone (a whole blob a session kept under `blobs/` is
+ *    left to phase 6: a request may have published it and died before removing the session);
  * 6. S3 objects older than the grace period that nothing points at: under `blobs/` those of no blob
  *    item and no upload session (a crash between an upload's completion and its blob item, the
  *    losing copy of two uploads of one blob), under `manifests/` those of large manifests
@@ -37,7 +38,7 @@ import type { Digest } from './grammar.js';
 import { ImmutableTags } from './immutable.js';
 import { parseManifest } from './manifest.js';
 import { Retention } from './retention.js';
-import { DEFAULT_SESSION_SETTINGS, type UploadSessions } from './sessions.js';
+import { DEFAULT_SESSION_SETTINGS, sessionOfKey, type UploadSessions } from './sessions.js';
 import type { BlobStore, MetadataStore, RepositoryInfo, SpentUploads, StoredManifest } from '../storage/ports.js';
 
 /** Where the state of an unfinished run is kept. */
@@ -479,12 +480,12 @@ class Run {
     else this.advance(undefined, 'done');
   }
 
-  /** Whether a blob item or upload session (`blobs/<id>`), or a kept manifest (`manifests/…`), uses the key. */
+  /** Whether a blob item or upload session (`blobs/<id>`, `blobs/<id>.<owner>`), or a kept manifest (`manifests/…`), uses the key. */
   private async pointedAt(prefix: string, key: string): Promise<boolean> {
     if (prefix === MANIFESTS) return this.state.manifestKeys?.[key] === true;
     this.blobKeys ??= this.readBlobKeys();
     if ((await this.blobKeys).has(key)) return true;
-    return (await this.metadata.getUpload(key.slice(BLOBS.length))) !== undefined;
+    return (await this.metadata.getUpload(sessionOfKey(key))) !== undefined;
   }
 
   /** The key of every blob item, read once per invocation (a resumed run reads them again). */

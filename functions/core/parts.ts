@@ -7,6 +7,8 @@
 import { fail } from './errors.js';
 
 const MiB = 1024 * 1024;
+/** S3's smallest part but the last (5 MiB); parts of one upload need not be equal. */
+export const S3_MIN_PART_BYTES = 5 * MiB;
 export const MIN_PART_BYTES = 8 * MiB;
 export const MAX_PART_BYTES = 512 * MiB;
 export const MAX_PARTS = 10_000;

@@ -65,6 +65,34 @@ export function dataKeyOf(id: string): string {
   return `blobs/${id}`;
 }
 
+/**
+ * Where the request of lease `owner` keeps a whole blob of session `id` that it received in one
+ * streamed `PATCH`, so that an empty closing `PUT` publishes it as it is. The owner makes the key
+ * the request's own: a writer that lost its lease cannot replace bytes another request committed.
+ */
+export function wholeKeyOf(id: string, owner: string): string {
+  return `${dataKeyOf(id)}.${owner}`;
+}
+
+/** The session whose object `key` (under `blobs/`) is: its data key or a whole-blob key. */
+export function sessionOfKey(key: string): string {
+  return key.slice('blobs/'.length).split('.')[0];
+}
+
+/** Where the request of lease `owner` keeps the last bytes of session `id` that do not make a part yet. */
+export function tailKeyOf(id: string, offset: number, owner: string): string {
+  return `uploads/${id}/tail-${offset}-${owner}`;
+}
+
+/**
+ * Whether the session may delete object `key` itself: scratch tails under `uploads/` are never
+ * published; an object under `blobs/` may have been published by a request that then died before
+ * it removed the session, so only the collector removes those (once no blob item names them).
+ */
+export function isScratch(key: string): boolean {
+  return key.startsWith('uploads/');
+}
+
 /** The kind of a stored session. */
 export function kindOf(session: UploadSession): SessionKind {
   return session.direct ? 'direct' : session.incoming ? 'incoming' : 'standard';
@@ -218,7 +246,7 @@ export class UploadSessions {
 
   /** Removes a finished session's scratch data and item. */
   async forget(session: UploadSession): Promise<void> {
-    if (session.tailKey) await this.blobs.delete(session.tailKey);
+    if (session.tailKey && isScratch(session.tailKey)) await this.blobs.delete(session.tailKey);
     await this.metadata.deleteUpload(session.id);
   }
 

@@ -1,18 +1,41 @@
 /**
  * The standard blob upload protocol (distribution-spec v1.1 "Pushing blobs": end-4a, end-4b,
- * end-5, end-6, end-11, end-13). Bytes stream through a SHA-256 hasher into an S3 multipart
- * upload; bytes that do not yet fill a part wait in a per-offset tail object. The session item
- * holds everything needed to continue in another process: offset, parts, tail and the saved hash
- * state. Sessions themselves (lease, commit, discard, publish) belong to `sessions.ts`.
+ * end-5, end-6, end-11, end-13). Sessions themselves (lease, commit, discard, publish) belong to
+ * `sessions.ts`; the session item holds everything needed to continue in another process.
+ *
+ * Where the bytes go: S3 parts follow the requests. While a body streams, parts of `partSize` go
+ * to an S3 multipart upload, holding back enough that the request's last part has at least 5 MiB
+ * (S3's minimum for every part but the last; parts need not be equal). At the end of a request
+ * that does not finish the upload:
+ * - a blob that arrived whole in one streamed `PATCH` (no `Content-Range`: docker, crane) is
+ *   written as one object under a key of its own, which an empty closing `PUT` publishes as it
+ *   is: one PutObject per blob;
+ * - otherwise a remainder of 5 MiB or more becomes a part of its own size, so chunks of ≥ 5 MiB
+ *   leave nothing behind;
+ * - a smaller remainder waits in a tail object, which the next request reads back.
+ *
+ * Hashing: a request that starts at offset 0 hashes with node's crypto; the session saves the
+ * digest so far (an empty closing `PUT` compares it, in any process) and this process keeps the
+ * hash itself for the session's next request. A later request that runs in another process cannot
+ * continue that hash (its state cannot be saved): it writes without hashing, and the closing `PUT`
+ * completes the object and hashes it by reading it back. Sessions saved by earlier versions of
+ * Berth with a hash-wasm state (`hashState`) continue with it.
  */
 import type { BodyStream } from './body.js';
 import { fail } from './errors.js';
-import { oneShotHasher, resumableHasher, type BlobHasher } from './digest.js';
+import { nativeHasher, resumableHasher, type BlobHasher, type NativeHasher } from './digest.js';
 import { digestAlgorithm, type Digest } from './grammar.js';
 import type { BlobLinks } from './blobs.js';
+import { S3_MIN_PART_BYTES } from './parts.js';
 import { RegistryError } from './errors.js';
-import { uploadHeaders, type UploadSessions } from './sessions.js';
+import { isScratch, tailKeyOf, uploadHeaders, wholeKeyOf, type UploadSessions } from './sessions.js';
 import type { BlobRecord, BlobStore, UploadSession } from '../storage/ports.js';
+
+/**
+ * Native hashes kept for the next request of a session, at most this many per process (the
+ * oldest go first; a session whose hash is gone is verified by reading it back).
+ */
+const KEPT_HASHES = 256;
 
 /** The `Content-Range` of a chunk: inclusive first and last byte offsets. */
 export interface ChunkRange {
@@ -65,12 +88,13 @@ export class Uploads {
   async append(repository: string, id: string, body: BodyStream, range?: ChunkRange): Promise<UploadSession> {
     return this.sessions.withLease(repository, id, 'standard', async (session, owner) => {
       checkRange(session, body, range);
-      const writer = await SessionWriter.open(this.blobs, this.settings, session, owner);
+      const writer = new SessionWriter(this.blobs, this.settings, session, owner, await this.hasherFor(session));
       await writer.writeAll(body.chunks, range);
       await this.sessions.renew(id, owner);
-      const next = await writer.suspend();
+      const next = await writer.suspend(range === undefined);
       await this.sessions.commit(next, owner);
-      if (session.tailKey && session.tailKey !== next.tailKey) await this.blobs.delete(session.tailKey);
+      this.keep(next, writer.hasher);
+      if (session.tailKey && session.tailKey !== next.tailKey && isScratch(session.tailKey)) await this.blobs.delete(session.tailKey);
       return next;
     });
   }
@@ -84,26 +108,25 @@ export class Uploads {
     return this.sessions.withLease(repository, id, 'standard', async (session, owner) => {
       checkRange(session, body, range);
       const algorithm = digestAlgorithm(digest);
-      const writer = await SessionWriter.open(this.blobs, this.settings, session, owner, algorithm);
+      const writer = new SessionWriter(this.blobs, this.settings, session, owner, await this.hasherFor(session, algorithm));
       await writer.writeAll(body.chunks, range);
       // A body may stream for longer than the lease: only a writer that still holds the session
       // may make its object whole and publish it.
       await this.sessions.renew(id, owner);
-      let actual: Digest;
+      let actual = writer.digestIn(algorithm);
       let key: string | undefined;
-      if (writer.algorithm === algorithm) {
-        actual = writer.digest();
-        if (actual === digest) key = await writer.complete();
-        else await writer.discard();
-      } else {
-        // Streamed sessions hash SHA-256 as they go; another algorithm is checked by reading back.
+      if (actual === undefined) {
+        // Not every byte was hashed here (another algorithm, or an earlier chunk's hash stayed in
+        // another process): the completed object is hashed by reading it back.
         key = await writer.complete();
         actual = await this.digestStored(key, algorithm);
         if (actual !== digest) {
-          await this.blobs.delete(key);
+          // Only an object this request made: a session's whole blob is the collector's (sessions.isScratch).
+          if (key !== session.tailKey) await this.blobs.delete(key);
           key = undefined;
         }
-      }
+      } else if (actual === digest) key = await writer.complete();
+      else await writer.discard();
       if (key === undefined) {
         await this.sessions.discard(session);
         throw fail('DIGEST_INVALID', `digest mismatch: the uploaded content has digest ${actual}, not ${digest}`, {
@@ -118,10 +141,33 @@ export class Uploads {
   }
 
   private async digestStored(key: string, algorithm: string): Promise<Digest> {
-    const hasher = oneShotHasher(algorithm);
+    const hasher = nativeHasher(algorithm);
     for await (const chunk of await this.blobs.open(key)) hasher.update(chunk as Buffer);
     return hasher.digest();
   }
+
+  /**
+   * The hasher that continues session `session` in this request: node's from offset 0 (in
+   * `finalAlgorithm` when the request finishes the upload), the one this process kept, the saved
+   * hash-wasm state, or none (the bytes so far were hashed in another process).
+   */
+  private async hasherFor(session: UploadSession, finalAlgorithm = 'sha256'): Promise<BlobHasher | undefined> {
+    const kept = this.kept.get(session.id);
+    this.kept.delete(session.id);
+    if (session.offset === 0) return nativeHasher(finalAlgorithm);
+    if (kept?.version === session.version) return kept.hasher;
+    return session.hashState ? resumableHasher(session.hashState) : undefined;
+  }
+
+  /** Keeps a native hash for the next request of the committed `session`. */
+  private keep(session: UploadSession, hasher: BlobHasher | undefined): void {
+    if (!hasher || !isNative(hasher)) return;
+    if (this.kept.size >= KEPT_HASHES) this.kept.delete(this.kept.keys().next().value!);
+    this.kept.set(session.id, { version: session.version, hasher });
+  }
+
+  /** Native hashes of sessions, as of the session version this process committed. */
+  private readonly kept = new Map<string, { version: number; hasher: NativeHasher }>();
 
   /** Monolithic upload (end-4b POST `?digest=`): a session that starts and finishes in one request. */
   async uploadWhole(repository: string, digest: Digest, body: BodyStream): Promise<BlobRecord> {
@@ -158,81 +204,74 @@ class SessionWriter {
   /** Part uploads in progress; they never reject, a failure is kept in `failure` instead. */
   private inFlight: Promise<void>[] = [];
   private failure?: unknown;
+  /** The session's tail object until its bytes are needed (a request that adds none never reads it). */
+  private unreadTail?: string;
+  /** Bytes this request added. */
+  private added = 0;
   offset: number;
 
-  private constructor(
+  constructor(
     private readonly blobs: BlobStore,
     private readonly settings: UploadSettings,
     private readonly session: UploadSession,
-    private readonly hasher: BlobHasher,
     /** The request's lease owner: its tail object is its own, so a late writer cannot clobber a committed one. */
     private readonly owner: string,
+    /** Hashes the session's bytes from offset 0 on; undefined when the bytes so far were hashed elsewhere. */
+    readonly hasher: BlobHasher | undefined,
   ) {
     this.parts = [...session.parts];
     this.multipartId = session.multipartId;
     this.offset = session.offset;
-  }
-
-  /**
-   * `finalAlgorithm`: this request ends the upload with a digest of that algorithm, so a fresh
-   * session may hash with the fast one-shot hasher in that algorithm.
-   */
-  static async open(
-    blobs: BlobStore,
-    settings: UploadSettings,
-    session: UploadSession,
-    owner: string,
-    finalAlgorithm?: string,
-  ): Promise<SessionWriter> {
-    const oneShot = finalAlgorithm !== undefined && session.offset === 0;
-    const hasher = oneShot ? oneShotHasher(finalAlgorithm) : await resumableHasher(session.hashState);
-    const writer = new SessionWriter(blobs, settings, session, hasher, owner);
-    if (session.tailKey) writer.push(await blobs.read(session.tailKey));
-    return writer;
+    this.unreadTail = session.tailKey;
   }
 
   async writeAll(chunks: BodyStream['chunks'], range?: ChunkRange): Promise<void> {
-    const start = this.offset;
     for await (const chunk of chunks) {
       if (chunk.length === 0) continue;
-      this.hasher.update(chunk);
+      await this.readTail();
+      this.hasher?.update(chunk);
       this.offset += chunk.length;
+      this.added += chunk.length;
       this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
-      while (this.buffered >= this.settings.partSize) await this.flushPart(this.settings.partSize);
+      // Held back: the request's last part must reach S3's minimum too.
+      while (this.buffered >= this.settings.partSize + S3_MIN_PART_BYTES) await this.flushPart(this.settings.partSize);
     }
-    if (range && this.offset - start !== range.end - range.start + 1) {
-      throw fail('SIZE_INVALID', `Content-Range ${range.start}-${range.end} announced ${range.end - range.start + 1} bytes, got ${this.offset - start}`);
+    if (range && this.added !== range.end - range.start + 1) {
+      throw fail('SIZE_INVALID', `Content-Range ${range.start}-${range.end} announced ${range.end - range.start + 1} bytes, got ${this.added}`);
     }
   }
 
-  get algorithm(): string {
-    return this.hasher.algorithm;
+  /** The digest in `algorithm` of the session's bytes, when known without reading them back. */
+  digestIn(algorithm: string): Digest | undefined {
+    if (this.hasher) return this.hasher.algorithm === algorithm ? this.hasher.digest() : undefined;
+    return this.added === 0 && algorithm === 'sha256' ? this.session.digest : undefined;
   }
 
-  digest(): Digest {
-    return this.hasher.digest();
-  }
-
-  /** Ends a non-final request: the remainder goes to a new tail object; returns the next session state. */
-  async suspend(): Promise<UploadSession> {
+  /**
+   * Ends a request that does not finish the upload (`streamed`: it had no `Content-Range`);
+   * returns the next session state.
+   */
+  async suspend(streamed: boolean): Promise<UploadSession> {
+    const tail = this.added > 0 ? await this.storeRest(streamed) : { tailKey: this.session.tailKey, tailSize: this.session.tailSize };
     await this.drain();
-    const rest = this.take(this.buffered);
-    const tailKey = rest.length > 0 ? `uploads/${this.session.id}/tail-${this.offset}-${this.owner}` : undefined;
-    if (tailKey) await this.blobs.put(tailKey, rest);
+    const hasher = this.hasher;
     return {
       ...this.session,
       offset: this.offset,
       parts: this.parts,
       multipartId: this.multipartId,
-      tailKey,
-      tailSize: rest.length,
-      hashState: this.hasher.save(),
+      ...tail,
+      hashState: hasher && !isNative(hasher) ? hasher.save() : undefined,
+      digest: hasher ? (isNative(hasher) ? hasher.peek() : undefined) : this.added === 0 ? this.session.digest : undefined,
       version: this.session.version + 1,
     };
   }
 
   /** Ends the final request: writes the last bytes and makes the object whole; returns its key. */
   async complete(): Promise<string> {
+    // A blob kept whole by its streamed PATCH is published as it is.
+    if (this.added === 0 && this.multipartId === undefined && this.unreadTail && !isScratch(this.unreadTail)) return this.unreadTail;
+    await this.readTail();
     const rest = this.take(this.buffered);
     if (this.multipartId === undefined) {
       await this.blobs.put(this.session.dataKey, rest);
@@ -252,6 +291,28 @@ class SessionWriter {
     }
   }
 
+  /** Stores the bytes not yet in a part: as a whole blob, as a part of their own size, or as a tail. */
+  private async storeRest(streamed: boolean): Promise<Pick<UploadSession, 'tailKey' | 'tailSize'>> {
+    const rest = this.take(this.buffered);
+    if (rest.length === 0) return { tailKey: undefined, tailSize: 0 };
+    let tailKey: string;
+    if (streamed && this.multipartId === undefined && rest.length === this.offset) tailKey = wholeKeyOf(this.session.id, this.owner);
+    else if (rest.length >= S3_MIN_PART_BYTES) {
+      await this.startPart(rest);
+      return { tailKey: undefined, tailSize: 0 };
+    } else tailKey = tailKeyOf(this.session.id, this.offset, this.owner);
+    await this.blobs.put(tailKey, rest);
+    return { tailKey, tailSize: rest.length };
+  }
+
+  private async readTail(): Promise<void> {
+    if (!this.unreadTail) return;
+    const bytes = await this.blobs.read(this.unreadTail);
+    this.unreadTail = undefined;
+    this.buffer.unshift(bytes);
+    this.buffered += bytes.length;
+  }
+
   private push(bytes: Buffer): void {
     if (bytes.length === 0) return;
     this.buffer.push(bytes);
@@ -269,7 +330,7 @@ class SessionWriter {
 
   private async flushPart(size: number): Promise<void> {
     await this.startPart(this.take(size));
-    // Bounded concurrency keeps memory at (concurrency + 1) parts for bodies of any size.
+    // Bounded concurrency keeps memory at (concurrency + 2) parts for bodies of any size.
     if (this.inFlight.length >= this.settings.partConcurrency) await this.inFlight.shift();
     if (this.failure) throw this.failure;
   }
@@ -296,6 +357,10 @@ class SessionWriter {
       ),
     );
   }
+}
+
+function isNative(hasher: BlobHasher): hasher is NativeHasher {
+  return 'peek' in hasher;
 }
 
 function checkRange(session: UploadSession, body: BodyStream, range?: ChunkRange): void {

@@ -88,8 +88,10 @@ export interface BlobRecord {
 
 /**
  * Server-side state of a blob upload session (end-4a … end-6, end-13). `offset` bytes have been
- * received and hashed; of these, the bytes in `parts` are in the S3 multipart upload and the
- * last `tailSize` bytes wait in the object `tailKey` until they make a part of at least 5 MiB.
+ * received; of these, the bytes in `parts` are in the S3 multipart upload and the last `tailSize`
+ * bytes wait in the object `tailKey` (fewer than 5 MiB, or a whole blob streamed in one request).
+ * The bytes so far are hashed when `hashState` or `digest` is set; otherwise the finished object
+ * is hashed by reading it back.
  */
 export interface UploadSession {
   id: string;
@@ -103,6 +105,8 @@ export interface UploadSession {
   tailSize: number;
   /** Serialised SHA-256 state of bytes `[0, offset)` (hash-wasm `save()`), base64. */
   hashState?: string;
+  /** SHA-256 digest of bytes `[0, offset)`, when node's hash saw them all (its state stays in that process). */
+  digest?: Digest;
   /** Incremented by every commit; commits are conditional on it. */
   version: number;
   createdAt: number;

@@ -47,7 +47,7 @@ describe('MetadataStore contract', () => {
     const leased = await store.leaseUpload('u1', 'alice', now, now + 60_000);
     assert.equal(leased.offset, 0);
     await assert.rejects(store.leaseUpload('u1', 'bob', now, now + 60_000), UploadConflict);
-    const next = { ...leased, offset: 5, parts: [{ number: 1, etag: '"e"', size: 5 }], hashState: 'c3RhdGU=', version: 1 };
+    const next = { ...leased, offset: 5, parts: [{ number: 1, etag: '"e"', size: 5 }], hashState: 'c3RhdGU=', digest: digest('a'), version: 1 };
     await assert.rejects(store.commitUpload(next, 'bob'), UploadConflict);
     await store.commitUpload(next, 'alice');
     assert.deepEqual(await store.getUpload('u1'), next);

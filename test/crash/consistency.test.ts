@@ -1,6 +1,6 @@
 /**
- * Crash consistency: a blob push (POST, a PATCH of a multipart part and a tail, a second PATCH,
- * PUT ?digest), a manifest push (PUT by tag) and the deletes (a manifest by digest, a tag, a
+ * Crash consistency: a blob push (POST, a PATCH of a multipart part, a PATCH of a tail, PUT
+ * ?digest), docker's blob push (POST, one streamed PATCH, an empty PUT), a manifest push (PUT by tag) and the deletes (a manifest by digest, a tag, a
  * blob), each with a fault at every storage call it makes. A clean run counts the calls; then for each call N:
  * - `fail`: call N throws before reaching the back end,
  * - `fail-after`: call N takes effect, then throws (the answer lost on the way back),
@@ -38,7 +38,7 @@ const injected = (value: unknown) => value instanceof InjectedFault || (value in
 
 before(async () => {
   console.error = (...args: unknown[]) => (args.some(injected) ? reported++ : consoleError(...args));
-  // The smallest part S3 takes, so that one PATCH makes a part and leaves a tail.
+  // The smallest part S3 takes: the least bytes held back while a PATCH streams.
   backends = await startBackends({ BERTH_PART_SIZE: String(5 * MiB) });
   clean = await serveRegistry(backends);
   api = new Api(clean);
@@ -210,7 +210,7 @@ async function exercise<C>(operation: Operation<C>): Promise<{ calls: string[]; 
   return { calls: counting.trace!, faults };
 }
 
-/** POST, a PATCH of one part and a tail (multipart upload), a PATCH of more tail, PUT ?digest. */
+/** POST, a PATCH of one part (multipart upload), a PATCH of a tail, PUT ?digest (the tail read back as the last part). */
 const blobPush: Operation<{ repository: string; location: string; bytes: Buffer; digest: Digest }> = {
   name: 'blob-push',
   async prepare(repository) {
@@ -244,6 +244,30 @@ const blobPush: Operation<{ repository: string; location: string; bytes: Buffer;
   async done(repository, _manifests, known) {
     for (const digest of known.keys()) assert.equal((await api.head(`/v2/${repository}/blobs/${digest}`)).status, 200, `blob-push done: ${digest}`);
   },
+};
+
+/** docker's pattern: POST, one streamed PATCH of the whole blob (kept as one object), an empty PUT ?digest. */
+const dockerBlobPush: Operation<{ repository: string; location: string; bytes: Buffer; digest: Digest }> = {
+  name: 'docker-blob-push',
+  async prepare(repository) {
+    const bytes = randomBlob(MiB + 3000);
+    const shared = { repository, location: '', bytes, digest: sha256(bytes) };
+    return { context: () => shared, manifests: new Map(), blobs: new Map([[shared.digest, bytes]]) };
+  },
+  steps: [
+    blobPush.steps[0],
+    {
+      name: 'PATCH',
+      expect: 202,
+      async send(a, c) {
+        const response = await a.patch(c.location, c.bytes);
+        c.location = response.headers.get('location') ?? c.location;
+        return response;
+      },
+    },
+    { name: 'PUT', expect: 201, send: (a, c) => a.put(c.location, c.digest) },
+  ],
+  done: blobPush.done,
 };
 
 /** An image manifest over blobs already pushed, PUT by tag. */
@@ -338,6 +362,7 @@ function faultTest<C>(operation: Operation<C>): void {
 
 describe('crash consistency: a fault at every storage call', () => {
   faultTest(blobPush);
+  faultTest(dockerBlobPush);
   faultTest(manifestPush);
   faultTest(manifestDelete);
   faultTest(tagDelete);

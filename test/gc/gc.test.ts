@@ -169,6 +169,27 @@ describe('garbage collection', () => {
     await expectError(await api.patch(location, randomBytes(10)), 404, 'BLOB_UPLOAD_UNKNOWN');
   });
 
+  test('a whole blob published by a PUT that died before removing its session: the expired session goes, the bytes stay', async () => {
+    const repo = uniqueRepo('gc');
+    const layer = randomBytes(3000);
+    const config = Buffer.from('{}');
+    const { location, uuid } = await api.startUpload(repo);
+    const next = (await api.patch(location, layer)).headers.get('location')!;
+    const session = await metadata.getUpload(uuid);
+    assert.ok(session?.tailKey?.startsWith('blobs/'), `the streamed blob is kept whole under blobs/: ${session?.tailKey}`);
+    assert.equal((await api.put(next, sha256(layer))).status, 201);
+    const configDigest = await api.pushBlob(repo, config);
+    await api.pushManifest(repo, 'v1', imageManifest({ digest: configDigest, size: config.length }, [{ digest: sha256(layer), size: layer.length }]));
+    // What a crash between publishing the blob and deleting the session item leaves.
+    await metadata.createUpload(session!);
+    await gc({ now: () => Date.now() + 8 * DAY });
+    assert.equal(await metadata.getUpload(uuid), undefined, 'the expired session is gone');
+    const response = await api.get(`/v2/${repo}/blobs/${sha256(layer)}`);
+    assert.equal(response.status, 200);
+    assert.deepEqual(Buffer.from(await response.arrayBuffer()), layer);
+    await assertConsistent(metadata, blobs, 'after the expired session of a published blob');
+  });
+
   test('front-door objects under incoming/ without a session are deleted', async () => {
     await blobs.put(`incoming/sha256-${'a'.repeat(64)}/00000000-0000-4000-8000-000000000000`, randomBytes(100));
     const report = await gc();

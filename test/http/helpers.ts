@@ -206,6 +206,13 @@ export class Api {
     const content = await fetch(registry.headers.get('location')!, { headers });
     return { registry, content };
   }
+
+  /** The bytes a GET of blob `digest` of `repo` serves (200, or 307 followed). */
+  async blobBytes(repo: string, digest: string): Promise<Buffer> {
+    const { content } = await this.getBlob(repo, digest);
+    assert.equal(content.status, 200, `GET blob ${digest}`);
+    return Buffer.from(await content.arrayBuffer());
+  }
 }
 
 export interface PushedImage {

@@ -156,7 +156,7 @@ export interface StoreCall {
  * A {@link StoreWrapper} that passes every call through to the real store and records each
  * completed one in `calls` (for timing-free assertions on the work a request did).
  */
-export function recordingStore(calls: StoreCall[]): StoreWrapper {
+export function recordingStore(calls: StoreCall[]): <T extends object>(store: T) => T {
   return (store) =>
     new Proxy(store, {
       get(target, property, receiver) {
