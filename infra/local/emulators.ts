@@ -17,6 +17,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import S3rver, { type S3rverContext } from 's3rver';
+import { NativeMetadataStore } from './native-store.js';
+import { serveStore } from './store-rpc.js';
 
 /** s3rver's error, which its error handler answers as S3's XML error. */
 const S3Error = createRequire(import.meta.url)('s3rver/lib/models/error') as new (code: string, message: string, detail?: Record<string, unknown>) => Error;
@@ -27,6 +29,8 @@ export const EMULATOR_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S
 /** Running emulators and the environment that points Berth at them. */
 export interface Emulators {
   env: Record<string, string>;
+  /** The native metadata store, when it replaces the embedded DynamoDB. */
+  metadata?: NativeMetadataStore;
   stop(): Promise<void>;
 }
 
@@ -66,15 +70,16 @@ export class DataDirInUse extends Error {
  * Starts both emulators with data under `dataDir` (created if missing) on ephemeral loopback
  * ports and writes their endpoints to `<dataDir>/endpoints.json`, so that other processes (the
  * `berth` CLI) can reach the same data while the server runs; with `auth`, the server's login
- * mode too, so that the CLI can say when accounts it adds are not needed for access.
+ * mode too, so that the CLI can say when accounts it adds are not needed for access. With
+ * `metadata: 'native'`, the native metadata store (journal `<dataDir>/metadata.journal`) replaces
+ * the embedded DynamoDB, and endpoints.json records its loopback endpoint (store-rpc.ts) as
+ * `BERTH_METADATA_URL`.
  * @throws DataDirInUse when another running server holds `dataDir` (see {@link lockDataDir}).
  */
-export async function startEmulators(dataDir: string, options: { auth?: string } = {}): Promise<Emulators> {
+export async function startEmulators(dataDir: string, options: { auth?: string; metadata?: 'native' | 'dynalite' } = {}): Promise<Emulators> {
   const names = { table: 'berth', bucket: 'berth' };
   await mkdir(join(dataDir, 's3'), { recursive: true });
   const unlock = await lockDataDir(dataDir);
-  const dynamo: Server = dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => dynamo.once('error', reject).listen(0, '127.0.0.1', resolve));
   const s3 = new S3rver({
     address: '127.0.0.1',
     port: 0,
@@ -85,37 +90,73 @@ export async function startEmulators(dataDir: string, options: { auth?: string }
   // Before s3rver's router (the last middleware), after its error handler and XML encoder.
   s3.middleware.splice(s3.middleware.length - 1, 0, rangeAsS3);
   const s3Address = (await s3.run()) as AddressInfo;
-  const dynamoEndpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
-  await createTable(dynamoEndpoint, names.table);
+  const metadata = options.metadata === 'native' ? await startNative(dataDir) : await startDynalite(dataDir, names.table);
   const env = {
-    BERTH_DYNAMODB_ENDPOINT: dynamoEndpoint,
+    ...metadata.env,
     BERTH_S3_ENDPOINT: `http://127.0.0.1:${s3Address.port}`,
-    BERTH_TABLE: names.table,
     BERTH_BUCKET: names.bucket,
     BERTH_BLOB_DELIVERY: 'stream',
     AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey,
   };
-  const record = options.auth === undefined ? env : { ...env, BERTH_AUTH: options.auth };
+  const record = { ...env, ...metadata.record, ...(options.auth === undefined ? {} : { BERTH_AUTH: options.auth }) };
   await writeFile(join(dataDir, 'endpoints.json'), JSON.stringify(record, null, 2));
   return {
     env,
+    metadata: metadata.store,
     async stop() {
       await s3.close();
-      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+      await metadata.stop();
       await unlock();
     },
   };
 }
 
+/** A running metadata back end: its variables for the server, and for endpoints.json. */
+interface MetadataBackEnd {
+  env: Record<string, string>;
+  record: Record<string, string>;
+  store?: NativeMetadataStore;
+  stop(): Promise<void>;
+}
+
+async function startDynalite(dataDir: string, table: string): Promise<MetadataBackEnd> {
+  const dynamo: Server = dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) => dynamo.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
+  await createTable(endpoint, table);
+  return {
+    env: { BERTH_DYNAMODB_ENDPOINT: endpoint, BERTH_TABLE: table },
+    record: {},
+    stop: () => new Promise<void>((resolve) => dynamo.close(() => resolve())),
+  };
+}
+
+async function startNative(dataDir: string): Promise<MetadataBackEnd> {
+  const store = new NativeMetadataStore(nativeJournal(dataDir));
+  const endpoint = await serveStore(store, dataDir);
+  return {
+    env: {},
+    record: { BERTH_METADATA: 'native', BERTH_METADATA_URL: endpoint.url },
+    store,
+    async stop() {
+      await endpoint.close();
+      NativeMetadataStore.close(store);
+    },
+  };
+}
+
+/** The native metadata store's journal in `dataDir`. */
+export const nativeJournal = (dataDir: string) => join(dataDir, 'metadata.journal');
+
 /**
  * Takes `<dataDir>/server.lock` (the holder's PID) for this process and returns its release. The
- * embedded DynamoDB's files serve one process at a time: a second server on them would start,
+ * embedded DynamoDB's files and the native store's journal serve one process at a time: a second server on them would start,
  * overwrite endpoints.json, and fail on its first request with "Database is closed". A lock whose
  * process is gone (or is this one: a container's PID 1 again) is stale and taken over.
  * @throws DataDirInUse when a live process holds the lock.
  */
-async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   const file = join(dataDir, 'server.lock');
   for (;;) {
     try {

@@ -28,18 +28,24 @@ export interface Backends {
   label: string;
   /** A data folder whose endpoints.json leads `npx berth` (BERTH_DATA_DIR) to these back ends. */
   dataDir: string;
+  /** The native metadata store (`npm start`'s default), when it replaces DynamoDB. */
+  metadata?: MetadataStore & AccountStore;
   stop(): Promise<void>;
 }
 
 /** Test defaults: anonymous access as `npm start` has it, and a fresh signing key. */
 const TEST_DEFAULTS = () => ({ BERTH_AUTH: 'off', BERTH_TOKEN_KEY: randomBytes(32).toString('base64') });
 
-/** Starts (or connects to) the back ends; extra config variables may override defaults. */
-export async function startBackends(extra: Record<string, string> = {}): Promise<Backends> {
+/**
+ * Starts (or connects to) the back ends; extra config variables may override defaults. `metadata:
+ * 'native'` starts the embedded S3 with the native metadata store, as `npm start` does by default
+ * (whatever the external back ends configured).
+ */
+export async function startBackends(extra: Record<string, string> = {}, options: { metadata?: 'native' } = {}): Promise<Backends> {
   const overrides = { ...TEST_DEFAULTS(), ...extra };
   const s3 = process.env.BERTH_TEST_S3_ENDPOINT;
   const dynamo = process.env.BERTH_TEST_DYNAMODB_ENDPOINT;
-  if (s3 && dynamo) {
+  if (s3 && dynamo && options.metadata !== 'native') {
     const names = { table: `berth-${randomBytes(4).toString('hex')}`, bucket: `berth-${randomBytes(4).toString('hex')}` };
     const env = {
       BERTH_S3_ENDPOINT: s3,
@@ -59,12 +65,13 @@ export async function startBackends(extra: Record<string, string> = {}): Promise
     return { config, label: 'external S3 + DynamoDB', dataDir, stop: () => rm(dataDir, { recursive: true, force: true }) };
   }
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
-  const emulators = await startEmulators(dir, { auth: overrides.BERTH_AUTH });
+  const emulators = await startEmulators(dir, { auth: overrides.BERTH_AUTH, metadata: options.metadata ?? 'dynalite' });
   const config = withCredentials(loadConfig({ ...emulators.env, ...overrides }));
   return {
     config,
-    label: 'embedded emulators',
+    label: emulators.metadata ? 'embedded S3 emulator + native metadata store' : 'embedded emulators',
     dataDir: dir,
+    metadata: emulators.metadata,
     async stop() {
       await emulators.stop();
       await rm(dir, { recursive: true, force: true });
@@ -124,7 +131,7 @@ export async function serveRegistry(
   wrap: StoreWrapper = (store) => store,
   wrapStore: (store: BlobStore) => BlobStore = (store) => store,
 ): Promise<TestRegistry> {
-  const registry = registryFor(backends.config, wrap, wrapStore);
+  const registry = registryFor(backends.config, wrap, wrapStore, undefined, backends.metadata);
   const log: string[] = [];
   const audit: AuditRecord[] = [];
   const server = createRegistryServer(registry, { log: (line) => log.push(line), audit: (record) => audit.push(record) });
