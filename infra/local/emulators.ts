@@ -10,14 +10,15 @@ import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws
 import dynalite from 'dynalite';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import S3rver, { type S3rverContext } from 's3rver';
-import { NativeMetadataStore } from './native-store.js';
+import { lockDataDir } from './data-dir.js';
+import { NativeMetadataStore, nativeJournal } from './native-store.js';
 import { serveStore } from './store-rpc.js';
 
 /** s3rver's error, which its error handler answers as S3's XML error. */
@@ -56,13 +57,6 @@ export async function createTable(endpoint: string, table: string, region = 'us-
     if (!(error instanceof ResourceInUseException)) throw error;
   } finally {
     client.destroy();
-  }
-}
-
-/** Thrown when another live process serves the data folder. */
-export class DataDirInUse extends Error {
-  constructor(dataDir: string, pid: number) {
-    super(`the data folder ${dataDir} is in use by another running Berth server (pid ${pid}): stop it, or set BERTH_DATA_DIR to another folder`);
   }
 }
 
@@ -144,41 +138,6 @@ async function startNative(dataDir: string): Promise<MetadataBackEnd> {
       NativeMetadataStore.close(store);
     },
   };
-}
-
-/** The native metadata store's journal in `dataDir`. */
-export const nativeJournal = (dataDir: string) => join(dataDir, 'metadata.journal');
-
-/**
- * Takes `<dataDir>/server.lock` (the holder's PID) for this process and returns its release. The
- * embedded DynamoDB's files and the native store's journal serve one process at a time: a second server on them would start,
- * overwrite endpoints.json, and fail on its first request with "Database is closed". A lock whose
- * process is gone (or is this one: a container's PID 1 again) is stale and taken over.
- * @throws DataDirInUse when a live process holds the lock.
- */
-export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
-  const file = join(dataDir, 'server.lock');
-  for (;;) {
-    try {
-      await writeFile(file, String(process.pid), { flag: 'wx' });
-      return () => rm(file, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder)) throw new DataDirInUse(dataDir, holder);
-    await rm(file, { force: true });
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

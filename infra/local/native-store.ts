@@ -20,7 +20,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Account, Visibility } from '../../functions/auth/accounts.js';
 import type { Digest } from '../../functions/core/grammar.js';
 import {
@@ -220,6 +220,9 @@ class Table {
     return { items, last: keys.length > limit ? keys[limit - 1] : undefined };
   }
 }
+
+/** The native metadata store's journal in the data folder `dataDir`. */
+export const nativeJournal = (dataDir: string) => join(dataDir, 'metadata.journal');
 
 /**
  * {@link MetadataStore} and {@link AccountStore} in this process, journaled to `file`. Every

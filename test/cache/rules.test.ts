@@ -8,10 +8,8 @@ import assert from 'node:assert/strict';
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
-import { EMULATOR_CREDENTIALS } from '../../infra/local/emulators.js';
-import { Cleanup, readJson, RegistryProcess, runOk } from '../e2e/helpers.js';
-import { startRegistry } from '../support/stack.js';
+import { Cleanup, RegistryProcess, runOk } from '../e2e/helpers.js';
+import { metadataOf, serverMetadata, startRegistry } from '../support/stack.js';
 import { Crane } from './helpers.js';
 
 const cleanup = new Cleanup();
@@ -30,9 +28,7 @@ async function cache(args: string[], input?: string): Promise<{ code: number | n
 
 /** The rules as stored in the server's table (read directly, as the server does). */
 async function storedRules() {
-  const env = await readJson<Record<string, string>>(join(berth.dataDir, 'endpoints.json'));
-  const client = createDynamoClient({ table: env.BERTH_TABLE, region: 'us-east-1', endpoint: env.BERTH_DYNAMODB_ENDPOINT, credentials: EMULATOR_CREDENTIALS });
-  return new DynamoMetadataStore(client, env.BERTH_TABLE).listCacheRules();
+  return (await serverMetadata(berth.dataDir)).listCacheRules();
 }
 
 test('cache add, ls and rm; credentials are sealed, never shown', async () => {
@@ -57,7 +53,7 @@ test('Docker Hub: its names become its API host, one-part names get library/', a
   const stack = await startRegistry();
   try {
     // An in-process registry on tables of its own: the rule goes there too.
-    const store = new DynamoMetadataStore(createDynamoClient(stack.backends.config.dynamo), stack.backends.config.dynamo.table);
+    const store = metadataOf(stack.backends);
     await store.putCacheRule({ prefix: 'hub', upstream: 'https://registry-1.docker.io', ttlSeconds: 300, createdAt: Date.now() });
     assert.equal((await stack.registry.cache.mirror('hub/alpine'))?.target.repository, 'library/alpine');
     assert.equal((await stack.registry.cache.mirror('hub/bitnami/redis'))?.target.repository, 'bitnami/redis');

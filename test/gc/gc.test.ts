@@ -7,14 +7,13 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { BlobStore } from '../../functions/storage/ports.js';
-import type { DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
-import { startRegistry, type TestRegistry } from '../support/stack.js';
+import { startRegistry, type TestRegistry, type Metadata } from '../support/stack.js';
 import { Api, MediaTypes, expectError, imageManifest, sha256, uniqueRepo } from '../http/helpers.js';
 import { assertConsistent, linked, storedBlobBytes, storesOf } from './helpers.js';
 
 let stack: TestRegistry;
 let api: Api;
-let metadata: DynamoMetadataStore;
+let metadata: Metadata;
 let blobs: BlobStore;
 before(async () => {
   stack = await startRegistry();
