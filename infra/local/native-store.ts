@@ -430,8 +430,7 @@ export class NativeMetadataStore implements MetadataStore, AccountStore {
   }
 
   async putRetentionRule(rule: RetentionRule): Promise<void> {
-    const { id, ...rest } = rule;
-    this.table.put({ pk: 'POLICY', sk: `RETENTION#${id}`, ...rest });
+    putPolicy(this.table, 'RETENTION', 'id', rule);
   }
 
   async deleteRetentionRule(id: string): Promise<boolean> {
@@ -439,12 +438,11 @@ export class NativeMetadataStore implements MetadataStore, AccountStore {
   }
 
   async listRetentionRules(): Promise<RetentionRule[]> {
-    return this.table.query('POLICY', 'RETENTION#').items.map(({ pk: _pk, sk, ...rest }) => ({ id: (sk as string).slice('RETENTION#'.length), ...rest }) as RetentionRule);
+    return listPolicies<RetentionRule>(this.table, 'RETENTION', 'id');
   }
 
   async putCacheRule(rule: CacheRule): Promise<void> {
-    const { prefix, ...rest } = rule;
-    this.table.put({ pk: 'POLICY', sk: `CACHE#${prefix}`, ...rest });
+    putPolicy(this.table, 'CACHE', 'prefix', rule);
   }
 
   async deleteCacheRule(prefix: string): Promise<boolean> {
@@ -452,7 +450,7 @@ export class NativeMetadataStore implements MetadataStore, AccountStore {
   }
 
   async listCacheRules(): Promise<CacheRule[]> {
-    return this.table.query('POLICY', 'CACHE#').items.map(({ pk: _pk, sk, ...rest }) => ({ prefix: (sk as string).slice('CACHE#'.length), ...rest }) as CacheRule);
+    return listPolicies<CacheRule>(this.table, 'CACHE', 'prefix');
   }
 
   async claimFetch(digest: Digest, owner: string, now: number, until: number): Promise<boolean> {
@@ -548,4 +546,15 @@ function addToLoginWindow(table: Table, name: string, source: string, resetAt: n
   // A new window (or an unlock) replaced the claim's: nothing of it is left to change.
   if (item?.resetAt !== resetAt) return;
   table.put({ ...item, [counter]: ((item[counter] as number | undefined) ?? 0) + delta });
+}
+
+/** Stores a rule as the item `POLICY` / `<kind>#<rule[field]>` holding the rule's other attributes. */
+function putPolicy<T extends object>(table: Table, kind: string, field: keyof T & string, rule: T): void {
+  const { [field]: id, ...rest } = rule as Record<string, unknown>;
+  table.put({ pk: 'POLICY', sk: `${kind}#${id as string}`, ...rest });
+}
+
+/** The rules of `kind` stored by {@link putPolicy}, in order of their `field`. */
+function listPolicies<T>(table: Table, kind: string, field: string): T[] {
+  return table.query('POLICY', `${kind}#`).items.map(({ pk: _pk, sk, ...rest }) => ({ [field]: (sk as string).slice(kind.length + 1), ...rest }) as T);
 }
