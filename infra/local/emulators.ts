@@ -4,7 +4,8 @@
  * start. s3rver verifies no signatures, so it must never listen beyond loopback, and blobs are
  * streamed by Berth rather than redirected to it (except in the emulated deployment, where the
  * clients and the emulated CloudFront on this machine read it; its `Range` answers are corrected
- * to S3's by {@link rangeAsS3}).
+ * to S3's by {@link rangeAsS3}). In `dynalite`'s place, `npm start` runs the native metadata store
+ * (native-store.ts) by default, served to other processes by store-rpc.ts.
  */
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
