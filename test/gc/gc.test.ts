@@ -245,7 +245,9 @@ describe('garbage collection', () => {
     assert.equal(second.graceMs, 0);
     assert.equal(second.finished, true);
     assert.equal(await stack.registry.gc.pending(), undefined);
-    assert.ok(second.requests!.dynamodb > 0 && second.requests!.s3 > 0, JSON.stringify(second.requests));
+    // The native store sends no requests to DynamoDB: the count says so.
+    const dynamodb = stack.backends.metadata ? second.requests!.dynamodb === 0 : second.requests!.dynamodb > 0;
+    assert.ok(dynamodb && second.requests!.s3 > 0, JSON.stringify(second.requests));
     assert.ok(second.scanned.repositories >= 1 && second.scanned.blobs >= 1);
   });
 });
