@@ -19,7 +19,7 @@
  * ASCII names OCI allows for repositories and tags.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Account, Visibility } from '../../functions/auth/accounts.js';
 import type { Digest } from '../../functions/core/grammar.js';
@@ -107,6 +107,12 @@ class Partition {
   }
 }
 
+/**
+ * Appended bytes after which the running store compacts its journal (when they also exceed the
+ * snapshot): upload sessions rewrite their item at every chunk, so the journal grows with pushes.
+ */
+const COMPACT_AT = 64 * 1024 * 1024;
+
 /** A journal line: a put of a whole item, or a delete of a key. */
 type Change = { p: Item } | { d: [string, string] };
 
@@ -114,25 +120,43 @@ type Change = { p: Item } | { d: [string, string] };
 class Table {
   private readonly partitions = new Map<string, Partition>();
   private fd: number | undefined;
+  /** Bytes of the journal's snapshot, and appended since: a journal grown past `compactAt` is compacted. */
+  private snapshotBytes = 0;
+  private appendedBytes = 0;
 
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly compactAt: number,
+  ) {}
 
   /** Replays the journal (a torn last line ignored), compacts it and opens it for appending. */
   open(): void {
     if (existsSync(this.file)) this.replay(readFileSync(this.file, 'utf8'));
+    this.compact();
+  }
+
+  /**
+   * Writes every item to a new journal (temporary file, fsync, rename, fsync of the folder) and
+   * appends to that one from now on. Until the rename the old journal stays whole, so a kill at
+   * any point leaves one of the two.
+   */
+  private compact(): void {
+    this.close();
     const temporary = `${this.file}.tmp`;
     const fd = openSync(temporary, 'w', 0o600);
+    let bytes = 0;
     let chunk: string[] = [];
+    const flush = () => {
+      bytes += writeSync(fd, `${chunk.join('\n')}\n`);
+      chunk = [];
+    };
     for (const partition of this.partitions.values()) {
       for (const item of partition.items.values()) {
         chunk.push(encodeJson({ p: item }));
-        if (chunk.length === 1000) {
-          writeSync(fd, `${chunk.join('\n')}\n`);
-          chunk = [];
-        }
+        if (chunk.length === 1000) flush();
       }
     }
-    if (chunk.length > 0) writeSync(fd, `${chunk.join('\n')}\n`);
+    if (chunk.length > 0) flush();
     fsyncSync(fd);
     closeSync(fd);
     renameSync(temporary, this.file);
@@ -141,6 +165,8 @@ class Table {
     fsyncSync(folder);
     closeSync(folder);
     this.fd = openSync(this.file, 'a', 0o600);
+    this.snapshotBytes = bytes;
+    this.appendedBytes = 0;
   }
 
   close(): void {
@@ -181,8 +207,16 @@ class Table {
   private write(change: Change): void {
     if (this.fd === undefined) throw new Error('the metadata store is closed');
     const line = encodeJson(change);
-    writeSync(this.fd, `${line}\n`);
+    const text = `${line}\n`;
+    const written = writeSync(this.fd, text);
+    if (written !== Buffer.byteLength(text)) {
+      // A short write (disk full): cut it off, so that the next line does not continue it.
+      ftruncateSync(this.fd, this.snapshotBytes + this.appendedBytes);
+      throw new Error(`${this.file}: only ${written} bytes of a change could be written (disk full?)`);
+    }
+    this.appendedBytes += written;
     this.apply(decodeJson(line) as Change);
+    if (this.appendedBytes > Math.max(this.compactAt, this.snapshotBytes)) this.compact();
   }
 
   /** A copy of the item (callers may change what they get). */
@@ -231,9 +265,12 @@ export const nativeJournal = (dataDir: string) => join(dataDir, 'metadata.journa
 export class NativeMetadataStore implements MetadataStore, AccountStore {
   private readonly table: Table;
 
-  /** Opens (replays and compacts) the journal `file`, created when missing. */
-  constructor(file: string) {
-    this.table = new Table(file);
+  /**
+   * Opens (replays and compacts) the journal `file`, created when missing; compacts it again once
+   * `compactAt` bytes (and more than the last snapshot) have been appended.
+   */
+  constructor(file: string, compactAt = COMPACT_AT) {
+    this.table = new Table(file, compactAt);
     this.table.open();
   }
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -78,4 +78,25 @@ test('a damaged line before the last one stops the store with a message naming t
   const file = nativeJournal(dataDir);
   await appendFile(file, 'not json\n{"d":["REPO#journal","TAG#t1"]}\n');
   assert.throws(() => new NativeMetadataStore(file), /metadata\.journal is damaged at line \d+/);
+});
+
+test('a running store compacts its journal once it has grown: rewrites of one item stay one line', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-compact-'));
+  try {
+    const file = nativeJournal(dir);
+    let store = new NativeMetadataStore(file, 10_000);
+    const session = { id: 'u1', repository: 'r', dataKey: 'blobs/u1', offset: 0, parts: [], tailSize: 0, version: 0, createdAt: 1, expiresAt: 2 };
+    await store.createUpload(session);
+    for (let version = 1; version <= 2000; version++) {
+      await store.leaseUpload('u1', 'me', 0, 1);
+      await store.commitUpload({ ...session, offset: version, hashState: 'x'.repeat(200), version }, 'me');
+    }
+    assert.ok((await stat(file)).size < 20_000, `the journal holds ${(await stat(file)).size} bytes`);
+    NativeMetadataStore.close(store);
+    store = new NativeMetadataStore(file);
+    assert.equal((await store.getUpload('u1'))!.offset, 2000, 'the last commit');
+    NativeMetadataStore.close(store);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
