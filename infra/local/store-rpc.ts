@@ -80,7 +80,12 @@ function answer(res: ServerResponse, status: number, body: unknown): void {
 export async function remoteStore(url: string, dataDir: string): Promise<Store> {
   const authorization = `Bearer ${(await readFile(secretFile(dataDir), 'utf8')).trim()}`;
   const invoke = async (method: string, args: unknown[]): Promise<unknown> => {
-    const response = await fetch(url, { method: 'POST', headers: { authorization, 'content-type': 'application/json' }, body: encodeJson({ method, args }) });
+    const response = await fetch(url, { method: 'POST', headers: { authorization, 'content-type': 'application/json' }, body: encodeJson({ method, args }) }).catch(
+      // The socket's error (ECONNREFUSED: the server stopped), rather than fetch's "fetch failed".
+      (error: Error) => {
+        throw error.cause ?? error;
+      },
+    );
     const body = decodeJson(await response.text()) as { result?: unknown; error?: string; message?: string; current?: UploadSession };
     if (response.status === 409) throw new UploadConflict(body.current);
     if (!response.ok) throw new Error(`the registry's metadata store answered ${response.status}: ${body.message ?? body.error}`);
