@@ -10,7 +10,7 @@
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +18,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import S3rver, { type S3rverContext } from 's3rver';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { createDynamoClient } from '../../functions/storage/dynamodb.js';
 import { lockDataDir } from './data-dir.js';
 import { NativeMetadataStore, nativeJournal } from './native-store.js';
 import { serveStore } from './store-rpc.js';
@@ -85,7 +87,7 @@ export async function startEmulators(dataDir: string, options: { auth?: string; 
   // Before s3rver's router (the last middleware), after its error handler and XML encoder.
   s3.middleware.splice(s3.middleware.length - 1, 0, rangeAsS3);
   const s3Address = (await s3.run()) as AddressInfo;
-  const metadata = options.metadata === 'native' ? await startNative(dataDir) : await startDynalite(dataDir, names.table);
+  const metadata = options.metadata === 'native' ? await startNative(dataDir, names.table) : await startDynalite(dataDir, names.table);
   const env = {
     ...metadata.env,
     BERTH_S3_ENDPOINT: `http://127.0.0.1:${s3Address.port}`,
@@ -105,6 +107,28 @@ export async function startEmulators(dataDir: string, options: { auth?: string; 
       await unlock();
     },
   };
+}
+
+/**
+ * Every item of the DynamoDB emulator's table in `dataDir`, read through the emulator: a data folder
+ * from before the native store was `npm start`'s default keeps its tags, manifests and accounts
+ * (its `dynamodb/` folder stays, for `BERTH_BACKEND=emulators`).
+ */
+async function emulatorItems(dataDir: string, table: string): Promise<Record<string, unknown>[]> {
+  const emulator = await startDynalite(dataDir, table);
+  try {
+    const db = createDynamoClient({ table, region: 'us-east-1', endpoint: emulator.env.BERTH_DYNAMODB_ENDPOINT, credentials: EMULATOR_CREDENTIALS });
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await db.send(new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true }));
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return items;
+  } finally {
+    await emulator.stop();
+  }
 }
 
 /** A running metadata back end: its variables for the server, and for endpoints.json. */
@@ -127,8 +151,14 @@ async function startDynalite(dataDir: string, table: string): Promise<MetadataBa
   };
 }
 
-async function startNative(dataDir: string): Promise<MetadataBackEnd> {
-  const store = new NativeMetadataStore(nativeJournal(dataDir));
+async function startNative(dataDir: string, table: string): Promise<MetadataBackEnd> {
+  const journal = nativeJournal(dataDir);
+  const earlier = !existsSync(journal) && existsSync(join(dataDir, 'dynamodb')) ? await emulatorItems(dataDir, table) : [];
+  const store = new NativeMetadataStore(journal);
+  if (earlier.length > 0) {
+    NativeMetadataStore.load(store, earlier);
+    console.log(`berth: copied ${earlier.length} items of the DynamoDB emulator (${join(dataDir, 'dynamodb')}) into ${journal}`);
+  }
   const endpoint = await serveStore(store, dataDir);
   return {
     env: {},

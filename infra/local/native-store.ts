@@ -274,6 +274,11 @@ export class NativeMetadataStore implements MetadataStore, AccountStore {
     this.table.open();
   }
 
+  /** Stores `items` (of the DynamoDB table, keys `pk`/`sk`) as they are, replacing any with their keys. */
+  static load(store: NativeMetadataStore, items: readonly Item[]): void {
+    for (const item of items) store.table.put(item);
+  }
+
   /** Closes the journal; later writes throw. */
   static close(store: NativeMetadataStore): void {
     store.table.close();

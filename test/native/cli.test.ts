@@ -59,3 +59,21 @@ test('npx berth with a running native server, with none, and after the server wa
   assert.equal(await catalogStatus(registry, 'carol'), 200, 'an acknowledged write survives SIGKILL');
   assert.equal(await catalogStatus(registry, 'mallory'), 401);
 });
+
+test('a data folder the DynamoDB emulator served keeps its metadata (an account, a repository setting) when npm start runs the native store', async () => {
+  const old = await RegistryProcess.start(cleanup, { env: { BERTH_AUTH: 'required', BERTH_BACKEND: 'emulators' } });
+  const { dataDir } = old;
+  await addUser(dataDir, 'dave');
+  assert.equal(await catalogStatus(old, 'dave'), 200);
+  assert.equal((await berth(['repo', 'visibility', 'team/app', 'public'], { dataDir })).code, 0);
+  await old.stop();
+  await assert.rejects(access(join(dataDir, 'metadata.journal')), 'the emulator wrote no journal');
+  const registry = await RegistryProcess.start(cleanup, { env: { BERTH_AUTH: 'required' }, dataDir });
+  assert.ok(registry.lines.some((line) => /^berth: copied \d+ items of the DynamoDB emulator/.test(line)), registry.lines.join('\n'));
+  assert.equal(await catalogStatus(registry, 'dave'), 200, 'the account came along');
+  assert.match((await berth(['repo', 'visibility', 'team/app'], { dataDir })).stdout, /^team\/app is public/, 'and the repository\'s visibility');
+  await registry.stop();
+  const again = await RegistryProcess.start(cleanup, { env: { BERTH_AUTH: 'required' }, dataDir });
+  assert.ok(!again.lines.some((line) => line.includes('copied')), 'copied once');
+  assert.equal(await catalogStatus(again, 'dave'), 200);
+});
