@@ -498,7 +498,8 @@ export class NativeMetadataStore implements MetadataStore, AccountStore {
   async claimFetch(digest: Digest, owner: string, now: number, until: number): Promise<boolean> {
     const held = this.table.get(`FETCH#${digest}`, 'FETCH');
     if (held && !((held.heldUntil as number) < now || held.holder === owner)) return false;
-    this.table.put({ pk: `FETCH#${digest}`, sk: 'FETCH', holder: owner, heldUntil: until });
+    // expiresAt: the table's item (DynamoDB's TTL removes dead holders' claims; like the emulator, nothing does here: an expired claim is taken over).
+    this.table.put({ pk: `FETCH#${digest}`, sk: 'FETCH', holder: owner, heldUntil: until, expiresAt: Math.ceil(until / 1000) + 3600 });
     return true;
   }
 
@@ -538,7 +539,7 @@ export class NativeMetadataStore implements MetadataStore, AccountStore {
     const item = this.table.get(pk, sk);
     if (!item || (item.resetAt as number) <= now) {
       const resetAt = now + windowMs;
-      this.table.put({ pk, sk, attempts: 1, failures: 0, resetAt });
+      this.table.put({ pk, sk, attempts: 1, failures: 0, resetAt, expiresAt: Math.ceil(resetAt / 1000) });
       return { claimed: true, resetAt };
     }
     if ((item.attempts as number) >= max) return { claimed: false, failures: item.failures as number, resetAt: item.resetAt as number };
