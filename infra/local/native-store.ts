@@ -19,7 +19,7 @@
  * ASCII names OCI allows for repositories and tags.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Account, Visibility } from '../../functions/auth/accounts.js';
 import type { Digest } from '../../functions/core/grammar.js';
@@ -113,6 +113,39 @@ class Partition {
  */
 const COMPACT_AT = 64 * 1024 * 1024;
 
+/**
+ * Writes one put line per item to `file` (created, mode 0600) and syncs it; returns its size.
+ * @throws Error when the file cannot be written whole (it is then removed).
+ */
+function writeSnapshot(file: string, partitions: ReadonlyMap<string, Partition>): number {
+  const fd = openSync(file, 'w', 0o600);
+  try {
+    let bytes = 0;
+    let chunk: string[] = [];
+    const flush = () => {
+      const text = `${chunk.join('\n')}\n`;
+      const written = writeSync(fd, text);
+      if (written !== Buffer.byteLength(text)) throw new Error(`${file}: only ${written} bytes could be written (disk full?)`);
+      bytes += written;
+      chunk = [];
+    };
+    for (const partition of partitions.values()) {
+      for (const item of partition.items.values()) {
+        chunk.push(encodeJson({ p: item }));
+        if (chunk.length === 1000) flush();
+      }
+    }
+    if (chunk.length > 0) flush();
+    fsyncSync(fd);
+    return bytes;
+  } catch (error) {
+    rmSync(file, { force: true });
+    throw error;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** A journal line: a put of a whole item, or a delete of a key. */
 type Change = { p: Item } | { d: [string, string] };
 
@@ -137,33 +170,18 @@ class Table {
 
   /**
    * Writes every item to a new journal (temporary file, fsync, rename, fsync of the folder) and
-   * appends to that one from now on. Until the rename the old journal stays whole, so a kill at
-   * any point leaves one of the two.
+   * appends to that one from now on. Until the rename the old journal stays whole and in use, so a
+   * kill or a failure at any point leaves one of the two.
    */
   private compact(): void {
-    this.close();
     const temporary = `${this.file}.tmp`;
-    const fd = openSync(temporary, 'w', 0o600);
-    let bytes = 0;
-    let chunk: string[] = [];
-    const flush = () => {
-      bytes += writeSync(fd, `${chunk.join('\n')}\n`);
-      chunk = [];
-    };
-    for (const partition of this.partitions.values()) {
-      for (const item of partition.items.values()) {
-        chunk.push(encodeJson({ p: item }));
-        if (chunk.length === 1000) flush();
-      }
-    }
-    if (chunk.length > 0) flush();
-    fsyncSync(fd);
-    closeSync(fd);
+    const bytes = writeSnapshot(temporary, this.partitions);
     renameSync(temporary, this.file);
     // The rename itself is durable only once the folder is synced.
     const folder = openSync(dirname(this.file), 'r');
     fsyncSync(folder);
     closeSync(folder);
+    this.close();
     this.fd = openSync(this.file, 'a', 0o600);
     this.snapshotBytes = bytes;
     this.appendedBytes = 0;
@@ -216,7 +234,14 @@ class Table {
     }
     this.appendedBytes += written;
     this.apply(decodeJson(line) as Change);
-    if (this.appendedBytes > Math.max(this.compactAt, this.snapshotBytes)) this.compact();
+    if (this.appendedBytes <= Math.max(this.compactAt, this.snapshotBytes)) return;
+    try {
+      this.compact();
+    } catch (error) {
+      // The change is journaled and applied: its caller succeeded. Appending goes on, to the old journal.
+      console.error(`berth: compacting ${this.file} failed (appending to it goes on): ${(error as Error).message}`);
+      this.appendedBytes = 0;
+    }
   }
 
   /** A copy of the item (callers may change what they get). */
