@@ -42,7 +42,7 @@ import { Retention, retentionRule, ruleSummary } from '../functions/core/retenti
 import { UploadSessions } from '../functions/core/sessions.js';
 import type { AuditRecord } from '../functions/http/audit.js';
 import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dynamodb.js';
-import type { BlobStore, RetentionRule } from '../functions/storage/ports.js';
+import type { AccountStore, BlobStore, MetadataStore, RetentionRule } from '../functions/storage/ports.js';
 import { countRequests } from '../functions/storage/requests.js';
 import { createS3Client, S3BlobStore } from '../functions/storage/s3.js';
 import { SealedSecrets, SecretUnreadable, type SecretStore } from '../functions/storage/secrets.js';
@@ -148,7 +148,7 @@ async function asUsage<T>(work: () => T | Promise<T>): Promise<T> {
 
 /** The table to work on and, locally, the running server's login mode (undefined: not recorded). */
 interface Target {
-  store: DynamoMetadataStore;
+  store: MetadataStore & AccountStore;
   /** Where cache rules keep upstream credentials (Secrets Manager on a stage, sealed locally). */
   secrets: () => Promise<SecretStore>;
   /** The bucket, when known (locally); a deployed stage collects garbage in its `gc` function. */
@@ -162,6 +162,8 @@ interface Target {
   where: string;
   /** Where account changes are recorded locally (undefined: on stderr). */
   auditFile?: string;
+  /** Closes the native journal this process opened, and gives its data folder back. */
+  release?: () => Promise<void>;
 }
 
 let options: ReturnType<typeof parseCommandLine>['values'] = {};
@@ -176,9 +178,13 @@ async function main(): Promise<void> {
   const [run, rest] = COMMANDS[`${group} ${command}`] ? [COMMANDS[`${group} ${command}`], args] : [COMMANDS[group], commandLine.positionals.slice(1)];
   if (!run) throw new UsageError(`unknown command: ${commandLine.positionals.join(' ').slice(0, 100)} (see berth --help)`);
   const target = await openStore();
-  await run(target, rest);
-  const action = ACCOUNT_ACTIONS[`${group} ${command}`];
-  if (action) await audit(target, action, (group === 'robot' ? ROBOT_PREFIX : '') + rest[0]);
+  try {
+    await run(target, rest);
+    const action = ACCOUNT_ACTIONS[`${group} ${command}`];
+    if (action) await audit(target, action, (group === 'robot' ? ROBOT_PREFIX : '') + rest[0]);
+  } finally {
+    await target.release?.();
+  }
 }
 
 /** Commands that change an account, by the audit trail's name for them. */
@@ -280,19 +286,19 @@ function printRobotToken(name: string, token: string): void {
   console.log(`username: ${name}\ntoken:    ${token}\n(shown once: keep it now)`);
 }
 
-async function changePassword(store: DynamoMetadataStore, rawName: string | undefined, password: string): Promise<void> {
+async function changePassword(store: MetadataStore & AccountStore, rawName: string | undefined, password: string): Promise<void> {
   const account = await existing(store, 'user', rawName);
   await replaceCredentials(store, account, await hashPassword(password));
   console.log(`password of ${account.name} changed; its refresh tokens no longer work`);
 }
 
-async function revoke(store: DynamoMetadataStore, rawName: string | undefined): Promise<void> {
+async function revoke(store: MetadataStore & AccountStore, rawName: string | undefined): Promise<void> {
   const account = await existing(store, 'user', rawName);
   await replaceCredentials(store, account, account.passwordHash);
   console.log(`sessions of ${account.name} revoked: its refresh tokens no longer work (access tokens already issued expire within ${ACCESS_TOKEN_SECONDS / 60} minutes)`);
 }
 
-async function rotate(store: DynamoMetadataStore, rawName: string | undefined): Promise<void> {
+async function rotate(store: MetadataStore & AccountStore, rawName: string | undefined): Promise<void> {
   const account = await existing(store, 'robot', rawName);
   const token = generateRobotToken();
   await replaceCredentials(store, account, await hashPassword(token));
@@ -300,14 +306,14 @@ async function rotate(store: DynamoMetadataStore, rawName: string | undefined): 
   printRobotToken(account.name, token);
 }
 
-async function unlock(store: DynamoMetadataStore, rawName: string | undefined): Promise<void> {
+async function unlock(store: MetadataStore & AccountStore, rawName: string | undefined): Promise<void> {
   const account = await existing(store, 'user', rawName);
   const sources = await store.clearLoginFailures(account.name);
   console.log(`unlocked ${account.name} (failed logins forgotten from ${sources} address${sources === 1 ? '' : 'es'})`);
 }
 
 /** The account of that kind and name. @throws UsageError when there is none. */
-async function existing(store: DynamoMetadataStore, kind: Account['kind'], rawName: string | undefined): Promise<Account> {
+async function existing(store: MetadataStore & AccountStore, kind: Account['kind'], rawName: string | undefined): Promise<Account> {
   const name = (kind === 'robot' ? ROBOT_PREFIX : '') + validName(rawName);
   const account = await store.getAccount(name);
   if (!account || account.kind !== kind) throw new UsageError(`no such ${kind}: ${rawName}`);
@@ -318,17 +324,17 @@ async function existing(store: DynamoMetadataStore, kind: Account['kind'], rawNa
  * Stores `passwordHash` and a new credential version: refresh tokens carry the version they were
  * issued under (functions/auth/tokens.ts), so every one issued before stops working.
  */
-async function replaceCredentials(store: DynamoMetadataStore, account: Account, passwordHash: string): Promise<void> {
+async function replaceCredentials(store: MetadataStore & AccountStore, account: Account, passwordHash: string): Promise<void> {
   await store.putAccount({ ...account, passwordHash, credentialVersion: account.credentialVersion + 1 });
 }
 
-async function listAccounts(store: DynamoMetadataStore): Promise<void> {
+async function listAccounts(store: MetadataStore & AccountStore): Promise<void> {
   for (const a of await store.listAccounts()) {
     console.log(`${a.name}\t${a.kind}\t${a.role}\t${a.repositories.length ? a.repositories.join(',') : '*'}`);
   }
 }
 
-async function removeAccount(store: DynamoMetadataStore, name: string): Promise<void> {
+async function removeAccount(store: MetadataStore & AccountStore, name: string): Promise<void> {
   if (!(await store.deleteAccount(name))) throw new UsageError(`no such account: ${name}`);
   console.log(`removed ${name}`);
 }
@@ -385,13 +391,13 @@ function describeRule(rule: RetentionRule): string {
   return `${rule.id}\t${rule.pattern}\t${ruleSummary(rule)}`;
 }
 
-async function listRetention(store: DynamoMetadataStore): Promise<void> {
+async function listRetention(store: MetadataStore & AccountStore): Promise<void> {
   const rules = await store.listRetentionRules();
   if (rules.length === 0) console.log('no retention rules');
   for (const rule of rules) console.log(describeRule(rule));
 }
 
-async function addRetention(store: DynamoMetadataStore, pattern: string | undefined): Promise<void> {
+async function addRetention(store: MetadataStore & AccountStore, pattern: string | undefined): Promise<void> {
   if (!pattern) throw new UsageError('retention add needs a repository pattern (team/*)');
   const given = (['keep-last', 'expire-days', 'untagged-days'] as const).filter((name) => options[name] !== undefined);
   if (given.length !== 1) throw new UsageError('give exactly one of --keep-last, --expire-days, --untagged-days');
@@ -401,14 +407,14 @@ async function addRetention(store: DynamoMetadataStore, pattern: string | undefi
   console.log(`added retention rule ${describeRule(rule)}`);
 }
 
-async function runRetention(store: DynamoMetadataStore): Promise<void> {
+async function runRetention(store: MetadataStore & AccountStore): Promise<void> {
   const dryRun = options['dry-run'] ?? false;
   const expired = await new Retention(store, new ImmutableTags(store)).apply(dryRun);
   for (const { repository, expired: e } of expired) console.log(`${dryRun ? 'would delete' : 'deleted'} tag ${repository}:${e.tag.tag} (${e.reason})`);
   console.log(`${expired.length} tag${expired.length === 1 ? '' : 's'} ${dryRun ? 'would be deleted' : 'deleted'}; berth gc frees what they kept`);
 }
 
-async function listCache(store: DynamoMetadataStore): Promise<void> {
+async function listCache(store: MetadataStore & AccountStore): Promise<void> {
   const rules = await store.listCacheRules();
   if (rules.length === 0) return void console.log('no cache rules');
   printTable(['PREFIX', 'UPSTREAM', 'USER', 'TAG TTL'], rules.map((r) => [r.prefix, r.upstream, r.username ?? '(anonymous)', `${r.ttlSeconds}s`]));
@@ -583,8 +589,10 @@ async function openStore(): Promise<Target> {
   const dynamo = createDynamoClient(settings);
   const s3 = env.BERTH_S3_ENDPOINT ? createS3Client({ bucket: env.BERTH_BUCKET, region: 'us-east-1', endpoint: env.BERTH_S3_ENDPOINT, credentials }) : undefined;
   const [dynamoRequests, s3Requests] = [countRequests(dynamo), s3 ? countRequests(s3) : () => 0];
+  const native = env.BERTH_METADATA === 'native' ? await nativeStore(dataDir, env.BERTH_METADATA_URL) : undefined;
   return {
-    store: new DynamoMetadataStore(dynamo, settings.table),
+    ...native,
+    store: native?.store ?? new DynamoMetadataStore(dynamo, settings.table),
     secrets: () => localSecrets(resolve(dataDir, 'cache-key')),
     blobs: s3 && new S3BlobStore(s3, env.BERTH_BUCKET),
     requests: () => ({ dynamodb: dynamoRequests(), s3: s3Requests() }),
@@ -605,6 +613,34 @@ async function localSecrets(file: string): Promise<SealedSecrets> {
     const reason = error instanceof SecretUnreadable ? error.message : `cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`;
     throw new Error(`the cache key ${file}: ${reason}; npm start writes it on its first start (the sealed credentials of cache rules need the same key)`);
   }
+}
+
+/**
+ * The native metadata store of the data folder: the running server's, over its loopback endpoint
+ * (infra/local/store-rpc.ts), or, when no server holds the folder, its journal opened here under
+ * the folder's lock (a server started meanwhile waits for nothing: it is refused, as for a second server).
+ */
+async function nativeStore(dataDir: string, url: string): Promise<Pick<Target, 'store' | 'release'>> {
+  const [{ DataDirInUse, lockDataDir }, { NativeMetadataStore, nativeJournal }, { remoteStore }] = await Promise.all([
+    import('../infra/local/data-dir.js'),
+    import('../infra/local/native-store.js'),
+    import('../infra/local/store-rpc.js'),
+  ]);
+  let unlock: () => Promise<void>;
+  try {
+    unlock = await lockDataDir(dataDir);
+  } catch (error) {
+    if (error instanceof DataDirInUse) return { store: await remoteStore(url, dataDir) };
+    throw error;
+  }
+  const store = new NativeMetadataStore(nativeJournal(dataDir));
+  return {
+    store,
+    async release() {
+      NativeMetadataStore.close(store);
+      await unlock();
+    },
+  };
 }
 
 main().catch((error: unknown) => {

@@ -16,6 +16,8 @@ import { SealedSecrets, SecretsManagerReader, type SecretReader } from './storag
 /**
  * Builds the registry for `config`, with adapters on the configured endpoints; `wrap` and
  * `wrapStore` stand between the core and the adapters (tests record calls or inject faults there).
+ * `metadata`, when given, replaces the DynamoDB table: the local server passes its native store
+ * (infra/local/native-store.ts), which stays out of the Lambda bundles that import this module.
  */
 export function registryFor(
   config: Config,
@@ -23,13 +25,14 @@ export function registryFor(
   wrapStore: (store: BlobStore) => BlobStore = (store) => store,
   /** The marks of used upload URLs (see spent-uploads.ts; the functions that write them pass it). */
   spent?: SpentUploads,
+  metadata?: MetadataStore & AccountStore,
 ): Registry {
   const dynamo = createDynamoClient(config.dynamo);
   const s3 = createS3Client(config.s3);
   const dynamoRequests = countRequests(dynamo);
   const s3Requests = countRequests(s3);
   const store = wrapStore(new S3BlobStore(s3, config.s3.bucket));
-  return createRegistry(wrap(new DynamoMetadataStore(dynamo, config.dynamo.table)), store, {
+  return createRegistry(wrap(metadata ?? new DynamoMetadataStore(dynamo, config.dynamo.table)), store, {
     requests: () => ({ dynamodb: dynamoRequests(), s3: s3Requests() }),
     delivery: config.delivery,
     uploads: { partSize: config.partSize },

@@ -71,11 +71,15 @@ export function createDynamoClient(settings: DynamoSettings): DynamoDBDocumentCl
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
 
-type Item = Record<string, unknown>;
+/** An item of the table: its key attributes `pk`, `sk` and the rest. */
+export type Item = Record<string, unknown>;
 
-const repoKey = (repository: string) => `REPO#${repository}`;
-const uploadKey = (id: string) => ({ pk: `UPLOAD#${id}`, sk: 'UPLOAD' });
-const loginKey = (name: string, source: string) => ({ pk: `LOGIN#${name}`, sk: source });
+/** The partition key of a repository's items. */
+export const repoKey = (repository: string) => `REPO#${repository}`;
+/** The key of an upload session's item. */
+export const uploadKey = (id: string) => ({ pk: `UPLOAD#${id}`, sk: 'UPLOAD' });
+/** The key of the login attempts of `name` from `source`. */
+export const loginKey = (name: string, source: string) => ({ pk: `LOGIN#${name}`, sk: source });
 
 /** {@link MetadataStore} and {@link AccountStore} on one DynamoDB table. */
 export class DynamoMetadataStore implements MetadataStore, AccountStore {
@@ -283,9 +287,7 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
       KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
       ExpressionAttributeValues: { ':pk': repoKey(repository), ':prefix': `REFERRER#${subject}#` },
     });
-    return items.map(({ mediaType, digest, size, artifactType, annotations }) => ({
-      mediaType, digest, size, artifactType, annotations,
-    }) as Descriptor);
+    return items.map(toDescriptor);
   }
 
   async touchRepository(repository: string, pushedAt: number, description?: string): Promise<void> {
@@ -415,33 +417,12 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
       ExpressionAttributeValues: { ':pk': repoKey(repository) },
       ConsistentRead: true,
     });
-    const contents: RepositoryContents = { links: [], manifests: [], tags: [], referrers: [] };
-    for (const item of items) {
-      const sk = item.sk as string;
-      const [kind, ...rest] = sk.split('#');
-      if (kind === 'BLOB') {
-        const link: StoredLink = { ...toBlob(rest.join('#') as Digest, item), claim: item.claim as string | undefined, linkedAt: (item.linkedAt as number | undefined) ?? 0 };
-        if (item.usedAt !== undefined) link.usedAt = item.usedAt as number;
-        contents.links.push(link);
-      } else if (kind === 'MANIFEST') {
-        contents.manifests.push(toManifest(repository, rest.join('#') as Digest, item));
-      } else if (kind === 'TAG') {
-        contents.tags.push(toTag(repository, sk.slice(4), item));
-      } else if (kind === 'REFERRER') {
-        contents.referrers.push({ subject: rest[0] as Digest, digest: rest[1] as Digest });
-      }
-    }
-    return contents;
+    return toContents(repository, items);
   }
 
   async scanBlobs(limit: number, last?: string): Promise<Page<StoredBlob>> {
     const page = await this.scanPage('BLOB#', limit, last);
-    const items = page.items.map((item) => ({
-      ...toBlob((item.pk as string).slice(5) as Digest, item),
-      claim: item.claim as string | undefined,
-      linkedAt: (item.linkedAt as number | undefined) ?? 0,
-    }));
-    return { items, last: page.last };
+    return { items: page.items.map(toStoredBlob), last: page.last };
   }
 
   async scanUploads(limit: number, last?: string): Promise<Page<UploadSession>> {
@@ -625,7 +606,8 @@ export class DynamoMetadataStore implements MetadataStore, AccountStore {
   }
 }
 
-function toManifest(repository: string, digest: Digest, item: Item): StoredManifest {
+/** The item as the port's record. */
+export function toManifest(repository: string, digest: Digest, item: Item): StoredManifest {
   return {
     repository,
     digest,
@@ -640,7 +622,8 @@ function toManifest(repository: string, digest: Digest, item: Item): StoredManif
   };
 }
 
-function toRepository(item: Item): RepositoryInfo {
+/** The item as the port's record. */
+export function toRepository(item: Item): RepositoryInfo {
   return {
     name: item.sk as string,
     visibility: (item.visibility as Visibility | undefined) ?? 'private',
@@ -649,16 +632,19 @@ function toRepository(item: Item): RepositoryInfo {
   };
 }
 
-function toAccount(item: Item): Account {
+/** The item as the port's record. */
+export function toAccount(item: Item): Account {
   const { pk: _pk, sk: _sk, ...account } = item;
   return account as unknown as Account;
 }
 
-function toBlob(digest: Digest, item: Item): BlobRecord {
+/** The item as the port's record. */
+export function toBlob(digest: Digest, item: Item): BlobRecord {
   return { digest, size: item.size as number, key: item.key as string };
 }
 
-function toTag(repository: string, tag: string, item: Item): TagRecord {
+/** The item as the port's record. */
+export function toTag(repository: string, tag: string, item: Item): TagRecord {
   return {
     repository,
     tag,
@@ -670,7 +656,43 @@ function toTag(repository: string, tag: string, item: Item): TagRecord {
   };
 }
 
-function toUpload(item: Item): UploadSession {
+/** The item as the port's record. */
+export function toUpload(item: Item): UploadSession {
   const { pk: _pk, sk: _sk, lockedBy: _owner, lockedUntil: _until, ...session } = item;
   return session as unknown as UploadSession;
+}
+
+/** A referrer item as the descriptor it records. */
+export function toDescriptor({ mediaType, digest, size, artifactType, annotations }: Item): Descriptor {
+  return { mediaType, digest, size, artifactType, annotations } as Descriptor;
+}
+
+/** A blob item (`pk` `BLOB#<digest>`) as the collector sees it. */
+export function toStoredBlob(item: Item): StoredBlob {
+  return {
+    ...toBlob((item.pk as string).slice(5) as Digest, item),
+    claim: item.claim as string | undefined,
+    linkedAt: (item.linkedAt as number | undefined) ?? 0,
+  };
+}
+
+/** The items of one repository's partition, sorted into links, manifests, tags and referrer entries. */
+export function toContents(repository: string, items: readonly Item[]): RepositoryContents {
+  const contents: RepositoryContents = { links: [], manifests: [], tags: [], referrers: [] };
+  for (const item of items) {
+    const sk = item.sk as string;
+    const [kind, ...rest] = sk.split('#');
+    if (kind === 'BLOB') {
+      const link: StoredLink = { ...toBlob(rest.join('#') as Digest, item), claim: item.claim as string | undefined, linkedAt: (item.linkedAt as number | undefined) ?? 0 };
+      if (item.usedAt !== undefined) link.usedAt = item.usedAt as number;
+      contents.links.push(link);
+    } else if (kind === 'MANIFEST') {
+      contents.manifests.push(toManifest(repository, rest.join('#') as Digest, item));
+    } else if (kind === 'TAG') {
+      contents.tags.push(toTag(repository, sk.slice(4), item));
+    } else if (kind === 'REFERRER') {
+      contents.referrers.push({ subject: rest[0] as Digest, digest: rest[1] as Digest });
+    }
+  }
+  return contents;
 }

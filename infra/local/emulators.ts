@@ -4,19 +4,25 @@
  * start. s3rver verifies no signatures, so it must never listen beyond loopback, and blobs are
  * streamed by Berth rather than redirected to it (except in the emulated deployment, where the
  * clients and the emulated CloudFront on this machine read it; its `Range` answers are corrected
- * to S3's by {@link rangeAsS3}).
+ * to S3's by {@link rangeAsS3}). In `dynalite`'s place, `npm start` runs the native metadata store
+ * (native-store.ts) by default, served to other processes by store-rpc.ts.
  */
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import S3rver, { type S3rverContext } from 's3rver';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { createDynamoClient } from '../../functions/storage/dynamodb.js';
+import { lockDataDir } from './data-dir.js';
+import { NativeMetadataStore, nativeJournal } from './native-store.js';
+import { serveStore } from './store-rpc.js';
 
 /** s3rver's error, which its error handler answers as S3's XML error. */
 const S3Error = createRequire(import.meta.url)('s3rver/lib/models/error') as new (code: string, message: string, detail?: Record<string, unknown>) => Error;
@@ -27,6 +33,8 @@ export const EMULATOR_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S
 /** Running emulators and the environment that points Berth at them. */
 export interface Emulators {
   env: Record<string, string>;
+  /** The native metadata store, when it replaces the embedded DynamoDB. */
+  metadata?: NativeMetadataStore;
   stop(): Promise<void>;
 }
 
@@ -55,26 +63,20 @@ export async function createTable(endpoint: string, table: string, region = 'us-
   }
 }
 
-/** Thrown when another live process serves the data folder. */
-export class DataDirInUse extends Error {
-  constructor(dataDir: string, pid: number) {
-    super(`the data folder ${dataDir} is in use by another running Berth server (pid ${pid}): stop it, or set BERTH_DATA_DIR to another folder`);
-  }
-}
-
 /**
  * Starts both emulators with data under `dataDir` (created if missing) on ephemeral loopback
  * ports and writes their endpoints to `<dataDir>/endpoints.json`, so that other processes (the
  * `berth` CLI) can reach the same data while the server runs; with `auth`, the server's login
- * mode too, so that the CLI can say when accounts it adds are not needed for access.
+ * mode too, so that the CLI can say when accounts it adds are not needed for access. With
+ * `metadata: 'native'`, the native metadata store (journal `<dataDir>/metadata.journal`) replaces
+ * the embedded DynamoDB, and endpoints.json records its loopback endpoint (store-rpc.ts) as
+ * `BERTH_METADATA_URL`.
  * @throws DataDirInUse when another running server holds `dataDir` (see {@link lockDataDir}).
  */
-export async function startEmulators(dataDir: string, options: { auth?: string } = {}): Promise<Emulators> {
+export async function startEmulators(dataDir: string, options: { auth?: string; metadata?: 'native' | 'dynalite' } = {}): Promise<Emulators> {
   const names = { table: 'berth', bucket: 'berth' };
   await mkdir(join(dataDir, 's3'), { recursive: true });
   const unlock = await lockDataDir(dataDir);
-  const dynamo: Server = dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => dynamo.once('error', reject).listen(0, '127.0.0.1', resolve));
   const s3 = new S3rver({
     address: '127.0.0.1',
     port: 0,
@@ -85,59 +87,88 @@ export async function startEmulators(dataDir: string, options: { auth?: string }
   // Before s3rver's router (the last middleware), after its error handler and XML encoder.
   s3.middleware.splice(s3.middleware.length - 1, 0, rangeAsS3);
   const s3Address = (await s3.run()) as AddressInfo;
-  const dynamoEndpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
-  await createTable(dynamoEndpoint, names.table);
+  const metadata = options.metadata === 'native' ? await startNative(dataDir, names.table) : await startDynalite(dataDir, names.table);
   const env = {
-    BERTH_DYNAMODB_ENDPOINT: dynamoEndpoint,
+    ...metadata.env,
     BERTH_S3_ENDPOINT: `http://127.0.0.1:${s3Address.port}`,
-    BERTH_TABLE: names.table,
     BERTH_BUCKET: names.bucket,
     BERTH_BLOB_DELIVERY: 'stream',
     AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey,
   };
-  const record = options.auth === undefined ? env : { ...env, BERTH_AUTH: options.auth };
+  const record = { ...env, ...metadata.record, ...(options.auth === undefined ? {} : { BERTH_AUTH: options.auth }) };
   await writeFile(join(dataDir, 'endpoints.json'), JSON.stringify(record, null, 2));
   return {
     env,
+    metadata: metadata.store,
     async stop() {
       await s3.close();
-      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+      await metadata.stop();
       await unlock();
     },
   };
 }
 
 /**
- * Takes `<dataDir>/server.lock` (the holder's PID) for this process and returns its release. The
- * embedded DynamoDB's files serve one process at a time: a second server on them would start,
- * overwrite endpoints.json, and fail on its first request with "Database is closed". A lock whose
- * process is gone (or is this one: a container's PID 1 again) is stale and taken over.
- * @throws DataDirInUse when a live process holds the lock.
+ * Every item of the DynamoDB emulator's table in `dataDir`, read through the emulator: a data folder
+ * from before the native store was `npm start`'s default keeps its tags, manifests and accounts
+ * (its `dynamodb/` folder stays, for `BERTH_BACKEND=emulators`).
  */
-async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
-  const file = join(dataDir, 'server.lock');
-  for (;;) {
-    try {
-      await writeFile(file, String(process.pid), { flag: 'wx' });
-      return () => rm(file, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder)) throw new DataDirInUse(dataDir, holder);
-    await rm(file, { force: true });
+async function emulatorItems(dataDir: string, table: string): Promise<Record<string, unknown>[]> {
+  const emulator = await startDynalite(dataDir, table);
+  try {
+    const db = createDynamoClient({ table, region: 'us-east-1', endpoint: emulator.env.BERTH_DYNAMODB_ENDPOINT, credentials: EMULATOR_CREDENTIALS });
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await db.send(new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true }));
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return items;
+  } finally {
+    await emulator.stop();
   }
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+/** A running metadata back end: its variables for the server, and for endpoints.json. */
+interface MetadataBackEnd {
+  env: Record<string, string>;
+  record: Record<string, string>;
+  store?: NativeMetadataStore;
+  stop(): Promise<void>;
+}
+
+async function startDynalite(dataDir: string, table: string): Promise<MetadataBackEnd> {
+  const dynamo: Server = dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) => dynamo.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
+  await createTable(endpoint, table);
+  return {
+    env: { BERTH_DYNAMODB_ENDPOINT: endpoint, BERTH_TABLE: table },
+    record: {},
+    stop: () => new Promise<void>((resolve) => dynamo.close(() => resolve())),
+  };
+}
+
+async function startNative(dataDir: string, table: string): Promise<MetadataBackEnd> {
+  const journal = nativeJournal(dataDir);
+  const earlier = !existsSync(journal) && existsSync(join(dataDir, 'dynamodb')) ? await emulatorItems(dataDir, table) : [];
+  const store = new NativeMetadataStore(journal);
+  if (earlier.length > 0) {
+    NativeMetadataStore.load(store, earlier);
+    console.log(`berth: copied ${earlier.length} items of the DynamoDB emulator (${join(dataDir, 'dynamodb')}) into ${journal}`);
   }
+  const endpoint = await serveStore(store, dataDir);
+  return {
+    env: {},
+    record: { BERTH_METADATA: 'native', BERTH_METADATA_URL: endpoint.url },
+    store,
+    async stop() {
+      await endpoint.close();
+      NativeMetadataStore.close(store);
+    },
+  };
 }
 
 /**

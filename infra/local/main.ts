@@ -1,7 +1,9 @@
 /**
- * `npm start`: the registry at http://localhost:5000 on embedded DynamoDB and S3, like
- * `docker run -p 5000:5000 registry:2`. With `BERTH_S3_ENDPOINT` and `BERTH_DYNAMODB_ENDPOINT`
- * set it serves those back ends instead (MinIO and DynamoDB Local, or AWS).
+ * `npm start`: the registry at http://localhost:5000 on the native metadata store
+ * (infra/local/native-store.ts) and embedded S3, like `docker run -p 5000:5000 registry:2`;
+ * `BERTH_BACKEND=emulators` puts the embedded DynamoDB emulator in the store's place. With
+ * `BERTH_S3_ENDPOINT` and `BERTH_DYNAMODB_ENDPOINT` set it serves those back ends instead (MinIO
+ * and DynamoDB Local, or AWS).
  *
  * With `BERTH_EMULATE_LAMBDA=1` it serves the deployment as AWS would: an emulated CloudFront
  * distribution (infra/local/cloudfront-emulator.ts) runs the front door's CloudFront Function
@@ -10,6 +12,7 @@
  * behind an emulated API Gateway HTTP API with AWS's limits (infra/local/lambda-emulator.ts).
  * Objects created under `incoming/` start the bundled `verify` function, as S3's event
  * notification does. `BERTH_FRONT_DOOR=0` leaves CloudFront out (a deployment without the front door).
+ * The bundled handlers reach DynamoDB as on AWS, so this mode always runs the embedded DynamoDB emulator.
  *
  * Environment: `PORT` (5000), `HOST` (127.0.0.1; 0.0.0.0 with `BERTH_AUTH=required`; any other
  * address without logins needs `BERTH_OPEN=1`), `BERTH_DATA_DIR` (./.berth),
@@ -26,7 +29,8 @@ import { DEFAULT_GRACE_MS, parseDuration } from '../../functions/core/gc.js';
 import { registryFor } from '../../functions/wiring.js';
 import { createCloudFrontEmulator } from './cloudfront-emulator.js';
 import { originProof } from '../../functions/core/signed-paths.js';
-import { DataDirInUse, EMULATOR_CREDENTIALS, localCacheKey, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
+import { DataDirInUse } from './data-dir.js';
+import { EMULATOR_CREDENTIALS, localCacheKey, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
 import { asyncInvoker, bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes, VERIFY_BUNDLE } from './lambda-emulator.js';
 import { BODY_IDLE_MS, createRegistryServer } from './server.js';
 import { loadTls, TlsError, type TlsFiles } from './tls.js';
@@ -35,7 +39,7 @@ import { loadTls, TlsError, type TlsFiles } from './tls.js';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const USAGE = `usage: npm start            (npm start -- --help: this text)
-Serves the registry, by default at http://localhost:5000 on embedded DynamoDB and S3. Environment:
+Serves the registry, by default at http://localhost:5000 on embedded metadata and S3 stores. Environment:
   PORT, HOST                 where to listen (5000; 127.0.0.1, or 0.0.0.0 with BERTH_AUTH=required)
   BERTH_BODY_IDLE_TIMEOUT    seconds a request body may send nothing before it fails (60)
   BERTH_OPEN=1               serve anonymous full access beyond this machine (HOST other than loopback)
@@ -43,6 +47,8 @@ Serves the registry, by default at http://localhost:5000 on embedded DynamoDB an
   BERTH_AUTH                 off (anonymous full access, like registry:2; the default) or required
   BERTH_HOSTS                host names clients use (registry.example.com,…): tokens only for these
   BERTH_TLS_CERT, BERTH_TLS_KEY   PEM certificate (chain) and key: HTTPS on the same port
+  BERTH_BACKEND              native (the default: metadata in memory, journaled to the data folder) or
+                             emulators (the embedded DynamoDB emulator, as BERTH_EMULATE_LAMBDA=1 uses)
   BERTH_S3_ENDPOINT, BERTH_DYNAMODB_ENDPOINT   other back ends instead of the embedded ones (both)
   BERTH_TABLE, BERTH_BUCKET, AWS_REGION, BERTH_BLOB_DELIVERY, BERTH_PART_SIZE, BERTH_MAX_CHUNK
   BERTH_GC_INTERVAL          how often garbage collection runs (24h; first run 10 minutes after start, or
@@ -97,6 +103,10 @@ if (openToNetwork && process.env.BERTH_OPEN !== '1') {
   fatal(`HOST=${host} would give anyone who can reach it anonymous full access (push and delete included): set BERTH_AUTH=required, or BERTH_OPEN=1 to serve it anyway`, 2);
 }
 const emulateLambda = process.env.BERTH_EMULATE_LAMBDA === '1';
+const backend = process.env.BERTH_BACKEND ?? 'native';
+if (backend !== 'native' && backend !== 'emulators') fatal(`invalid configuration: BERTH_BACKEND: native or emulators, not ${backend}`, 2);
+// The bundled Lambda handlers reach DynamoDB as deployed: the emulated deployment keeps the emulator.
+const metadataBackEnd = backend === 'native' && !emulateLambda ? 'native' : 'dynalite';
 const frontDoor = emulateLambda && process.env.BERTH_FRONT_DOOR !== '0';
 let tls: TlsFiles | undefined;
 try {
@@ -130,7 +140,7 @@ function gcSettings(): { intervalMs: number; graceMs: number } | undefined {
 }
 try {
   // The login mode goes to endpoints.json with the endpoints: `npx berth user add` warns when it is off.
-  emulators = external ? undefined : await startEmulators(dataDir, { auth: process.env.BERTH_AUTH });
+  emulators = external ? undefined : await startEmulators(dataDir, { auth: process.env.BERTH_AUTH, metadata: metadataBackEnd });
   if (emulators) Object.assign(process.env, emulators.env);
   process.env.BERTH_TOKEN_KEY ??= await localTokenKey(dataDir);
   process.env.BERTH_CACHE_KEY ??= await localCacheKey(dataDir);
@@ -163,7 +173,7 @@ if (emulateLambda) ensureBundle();
 
 /** The front end the clients talk to: CloudFront before API Gateway, API Gateway alone, or the plain server. */
 async function frontEnd(): Promise<Server> {
-  if (!emulateLambda) return createRegistryServer(registryFor(config), { bodyIdleMs: idleSeconds * 1000, tls });
+  if (!emulateLambda) return createRegistryServer(registryFor(config, undefined, undefined, undefined, emulators?.metadata), { bodyIdleMs: idleSeconds * 1000, tls });
   const gateway = createLambdaEmulator({ loadHandler: bundleLoader() });
   if (!frontDoor) return gateway;
   await new Promise<void>((done) => gateway.listen(0, '127.0.0.1', done));
@@ -200,7 +210,8 @@ server.once('error', (error: NodeJS.ErrnoException) => {
   void (emulators?.stop() ?? Promise.resolve()).finally(() => fatal(message, 1));
 });
 server.listen(port, host, () => {
-  const where = emulators ? `data folder ${dataDir} (embedded DynamoDB and S3)` : `back ends ${process.env.BERTH_S3_ENDPOINT} and ${process.env.BERTH_DYNAMODB_ENDPOINT}`;
+  const stores = emulators?.metadata ? 'native metadata store and embedded S3' : 'embedded DynamoDB and S3';
+  const where = emulators ? `data folder ${dataDir} (${stores})` : `back ends ${process.env.BERTH_S3_ENDPOINT} and ${process.env.BERTH_DYNAMODB_ENDPOINT}`;
   const how = frontDoor
     ? '; emulated CloudFront front door before the bundled Lambda handler behind an emulated API Gateway HTTP API'
     : emulateLambda
@@ -215,7 +226,7 @@ server.listen(port, host, () => {
 
 if (gcTimer) {
   // In this process whatever serves the requests (the bundled handler too): one registry for the timer.
-  const collector = registryFor(config).gc;
+  const collector = registryFor(config, undefined, undefined, undefined, emulators?.metadata).gc;
   const { intervalMs, graceMs } = gcTimer;
   let running = false;
   const collect = async () => {

@@ -7,12 +7,11 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { hashPassword } from '../../functions/auth/passwords.js';
 import type { Account } from '../../functions/auth/accounts.js';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
-import { startRegistry, type TestRegistry } from '../support/stack.js';
+import { startRegistry, type TestRegistry, metadataOf, type Metadata } from '../support/stack.js';
 import { Api, expectError, uniqueRepo } from '../http/helpers.js';
 
 let stack: TestRegistry;
-let store: DynamoMetadataStore;
+let store: Metadata;
 
 const account = async (name: string, role: Account['role'], repositories: string[] = []): Promise<void> =>
   store.putAccount({ name, kind: 'user', role, repositories, passwordHash: await hashPassword(`${name}-password`), credentialVersion: 1, createdAt: 0 });
@@ -20,8 +19,7 @@ const basic = (name: string) => ({ Authorization: `Basic ${Buffer.from(`${name}:
 
 before(async () => {
   stack = await startRegistry({ BERTH_AUTH: 'required' });
-  const { dynamo } = stack.backends.config;
-  store = new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table);
+  store = metadataOf(stack.backends);
   await account('root', 'admin');
   await account('teamadmin', 'admin', ['team/*']);
   await account('writer', 'writer');

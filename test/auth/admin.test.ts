@@ -5,17 +5,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { hashPassword } from '../../functions/auth/passwords.js';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import { berth } from '../support/cli.js';
-import { startRegistry, type TestRegistry } from '../support/stack.js';
+import { startRegistry, type TestRegistry, metadataOf, type Metadata } from '../support/stack.js';
 
 let stack: TestRegistry;
-let store: DynamoMetadataStore;
+let store: Metadata;
 
 before(async () => {
   stack = await startRegistry({ BERTH_AUTH: 'required' });
-  const { dynamo } = stack.backends.config;
-  store = new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table);
+  store = metadataOf(stack.backends);
 });
 after(() => stack.stop());
 

@@ -4,11 +4,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { hashPassword } from '../../functions/auth/passwords.js';
 import type { Account } from '../../functions/auth/accounts.js';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
-import { startRegistry, type TestRegistry } from '../support/stack.js';
+import { startRegistry, type TestRegistry, metadataOf, type Metadata } from '../support/stack.js';
 
 let stack: TestRegistry;
-let store: DynamoMetadataStore;
+let store: Metadata;
 
 async function addAccount(name: string, password: string, role: Account['role'], repositories: string[] = []): Promise<void> {
   await store.putAccount({ name, kind: 'user', role, repositories, passwordHash: await hashPassword(password), credentialVersion: 1, createdAt: 0 });
@@ -16,8 +15,7 @@ async function addAccount(name: string, password: string, role: Account['role'],
 
 before(async () => {
   stack = await startRegistry({ BERTH_AUTH: 'required' });
-  const { dynamo } = stack.backends.config;
-  store = new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table);
+  store = metadataOf(stack.backends);
   await addAccount('admin', 'admin-password', 'admin');
   await addAccount('bob', 'bob-password', 'writer', ['bob/*']);
   await addAccount('locked', 'locked-password', 'reader');

@@ -6,13 +6,12 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { TokenService } from '../../functions/auth/tokens.js';
 import { Catalog, MAX_EXAMINED } from '../../functions/core/catalog.js';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import type { Page, RepositoryInfo } from '../../functions/storage/ports.js';
 import { nextLink } from '../http/helpers.js';
-import { recordingStore, startRegistry, type StoreCall, type TestRegistry } from '../support/stack.js';
+import { recordingStore, startRegistry, type StoreCall, type TestRegistry, metadataOf, type Metadata } from '../support/stack.js';
 
 let stack: TestRegistry;
-let store: DynamoMetadataStore;
+let store: Metadata;
 let anonymous: string;
 const calls: StoreCall[] = [];
 const PRIVATE = 400;
@@ -20,8 +19,7 @@ const PUBLIC = ['a/first', 'm/middle', 'z/last'];
 
 before(async () => {
   stack = await startRegistry({ BERTH_AUTH: 'required' }, recordingStore(calls));
-  const { dynamo } = stack.backends.config;
-  store = new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table);
+  store = metadataOf(stack.backends);
   // 400 private repositories between the first two public ones.
   const names = Array.from({ length: PRIVATE }, (_, i) => `b/private${String(i).padStart(3, '0')}`);
   for (let i = 0; i < names.length; i += 25) await Promise.all(names.slice(i, i + 25).map((name) => store.touchRepository(name, 1)));

@@ -9,9 +9,8 @@ import { after, before, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { hashPassword } from '../../functions/auth/passwords.js';
 import { ConfigError, loadConfig } from '../../functions/config.js';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import { Cleanup, RegistryProcess } from '../e2e/helpers.js';
-import { startRegistry, type TestRegistry } from '../support/stack.js';
+import { startRegistry, type TestRegistry, metadataOf } from '../support/stack.js';
 
 const HOSTS = 'registry.example.test,berth.example.test:8443';
 let configured: TestRegistry;
@@ -24,8 +23,7 @@ before(async () => {
     startRegistry({ BERTH_AUTH: 'required' }),
   ]);
   for (const stack of [configured, open]) {
-    const { dynamo } = stack.backends.config;
-    const store = new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table);
+    const store = metadataOf(stack.backends);
     await store.putAccount({ name: 'alice', kind: 'user', role: 'writer', repositories: [], passwordHash: await hashPassword('alice-password'), credentialVersion: 1, createdAt: 0 });
   }
 });

@@ -9,12 +9,11 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashPassword } from '../../functions/auth/passwords.js';
 import { MAX_LOGIN_FAILURES } from '../../functions/auth/service.js';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import { berth } from '../support/cli.js';
-import { recordingStore, startRegistry, type StoreCall, type TestRegistry } from '../support/stack.js';
+import { recordingStore, startRegistry, type StoreCall, type TestRegistry, metadataOf, type Metadata } from '../support/stack.js';
 
 let stack: TestRegistry;
-let store: DynamoMetadataStore;
+let store: Metadata;
 /** Every metadata store call the registry made, completed. */
 const calls: StoreCall[] = [];
 
@@ -24,8 +23,7 @@ async function addUser(name: string, password: string): Promise<void> {
 
 before(async () => {
   stack = await startRegistry({ BERTH_AUTH: 'required' }, recordingStore(calls));
-  const { dynamo } = stack.backends.config;
-  store = new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table);
+  store = metadataOf(stack.backends);
 });
 after(() => stack.stop());
 

@@ -1,5 +1,6 @@
 /**
- * Berth as `npm start` runs it (`node --import tsx infra/local/main.ts`, embedded emulators) on a
+ * Berth as `npm start` runs it (`node --import tsx infra/local/main.ts`: the native metadata store
+ * and embedded S3, or the emulators with `BERTH_BACKEND=emulators` in the environment) on a
  * free port over a fresh data folder, its output going to a file like the reference registry's
  * (so that reading its request log costs the benchmark process nothing).
  */

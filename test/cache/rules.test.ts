@@ -10,10 +10,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
-import { EMULATOR_CREDENTIALS } from '../../infra/local/emulators.js';
-import { Cleanup, readJson, RegistryProcess, runOk, waitFor } from '../e2e/helpers.js';
-import { startRegistry } from '../support/stack.js';
+import { Cleanup, RegistryProcess, runOk, waitFor } from '../e2e/helpers.js';
+import { metadataOf, serverMetadata, startRegistry } from '../support/stack.js';
 import { Crane } from './helpers.js';
 
 const cleanup = new Cleanup();
@@ -30,14 +28,12 @@ async function cache(args: string[], input?: string): Promise<{ code: number | n
   return { code: result.code, out: result.output.trim() };
 }
 
-/** The server's table, as the server reads it. */
-async function ruleStore(): Promise<DynamoMetadataStore> {
-  const env = await readJson<Record<string, string>>(join(berth.dataDir, 'endpoints.json'));
-  const client = createDynamoClient({ table: env.BERTH_TABLE, region: 'us-east-1', endpoint: env.BERTH_DYNAMODB_ENDPOINT, credentials: EMULATOR_CREDENTIALS });
-  return new DynamoMetadataStore(client, env.BERTH_TABLE);
+/** The server's metadata store, as the server reads it. */
+function ruleStore() {
+  return serverMetadata(berth.dataDir);
 }
 
-/** The rules as stored in the server's table. */
+/** The rules as stored in the server's table (read directly, as the server does). */
 async function storedRules() {
   return (await ruleStore()).listCacheRules();
 }
@@ -64,7 +60,7 @@ test('Docker Hub: its names become its API host, one-part names get library/', a
   const stack = await startRegistry();
   try {
     // An in-process registry on tables of its own: the rule goes there too.
-    const store = new DynamoMetadataStore(createDynamoClient(stack.backends.config.dynamo), stack.backends.config.dynamo.table);
+    const store = metadataOf(stack.backends);
     await store.putCacheRule({ prefix: 'hub', upstream: 'https://registry-1.docker.io', ttlSeconds: 300, createdAt: Date.now() });
     assert.equal((await stack.registry.cache.mirror('hub/alpine'))?.target.repository, 'library/alpine');
     assert.equal((await stack.registry.cache.mirror('hub/bitnami/redis'))?.target.repository, 'bitnami/redis');

@@ -11,22 +11,20 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import { startEmulators } from '../../infra/local/emulators.js';
 import type { RunResult } from '../e2e/helpers.js';
 import { berth, start } from '../support/cli.js';
-import { startBackends, type Backends } from '../support/stack.js';
+import { startBackends, type Backends, metadataOf, type Metadata } from '../support/stack.js';
 
 let backends: Backends;
-let store: DynamoMetadataStore;
+let store: Metadata;
 /** A data folder for `npm start` runs that must fail before serving anything. */
 let scratch: string;
 
 before(async () => {
   // BERTH_AUTH=off, as `npm start` has it by default.
   backends = await startBackends();
-  const { dynamo } = backends.config;
-  store = new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table);
+  store = metadataOf(backends);
   scratch = await mkdtemp(join(tmpdir(), 'berth-cli-'));
 });
 after(async () => {

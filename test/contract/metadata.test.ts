@@ -1,17 +1,45 @@
-/** The MetadataStore contract, run over sockets against the configured back end. */
+/**
+ * The MetadataStore contract, run against the configured back end (the embedded DynamoDB emulator,
+ * or DynamoDB Local / AWS), the native store of `npm start`, and the native store as `npx berth`
+ * reaches it (over its loopback endpoint, infra/local/store-rpc.ts).
+ */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import { UploadConflict, type AccountStore, type MetadataStore, type UploadSession } from '../../functions/storage/ports.js';
+import { remoteStore } from '../../infra/local/store-rpc.js';
 import { startBackends, type Backends } from '../support/stack.js';
 
-let backends: Backends;
-let store: MetadataStore & AccountStore;
-before(async () => {
-  backends = await startBackends();
-  store = new DynamoMetadataStore(createDynamoClient(backends.config.dynamo), backends.config.dynamo.table);
-});
-after(() => backends.stop());
+type Store = MetadataStore & AccountStore;
+
+/** The back ends, each with how the test reaches its store. */
+const variants: { name: string; native: boolean; open(backends: Backends): Promise<Store> }[] = [
+  { name: 'DynamoDB', native: false, open: async ({ config }) => new DynamoMetadataStore(createDynamoClient(config.dynamo), config.dynamo.table) },
+  { name: 'native', native: true, open: async ({ metadata }) => metadata! },
+  {
+    name: 'native over its endpoint',
+    native: true,
+    open: async ({ dataDir }) => {
+      const { readFile } = await import('node:fs/promises');
+      const { join } = await import('node:path');
+      const endpoints = JSON.parse(await readFile(join(dataDir, 'endpoints.json'), 'utf8')) as { BERTH_METADATA_URL: string };
+      return remoteStore(endpoints.BERTH_METADATA_URL, dataDir);
+    },
+  },
+];
+
+for (const variant of variants) {
+  describe(`MetadataStore contract (${variant.name})`, () => {
+    let backends: Backends;
+    let store: Store;
+    before(async () => {
+      backends = await startBackends({}, variant.native ? { metadata: 'native' } : {});
+      store = await variant.open(backends);
+    });
+    after(() => backends.stop());
+    contract(() => store);
+  });
+}
 
 const digest = (c: string) => `sha256:${c.repeat(64)}` as const;
 
@@ -27,7 +55,13 @@ async function scanAll<T>(page: (last?: string) => Promise<{ items: T[]; last?: 
   return items;
 }
 
-describe('MetadataStore contract', () => {
+/** The tests of the contract, on the store `current()` answers once the back ends run. */
+function contract(current: () => Store): void {
+  let store: Store;
+  before(() => {
+    store = current();
+  });
+
   test('blobs: first writer wins, links are per repository', async () => {
     const first = await store.putBlobIfAbsent({ digest: digest('a'), size: 3, key: 'k1' });
     const second = await store.putBlobIfAbsent({ digest: digest('a'), size: 3, key: 'k2' });
@@ -265,4 +299,4 @@ describe('MetadataStore contract', () => {
     assert.equal(await store.clearLoginFailures('carol'), 2, 'unlock forgets every source');
     assert.deepEqual(await store.claimLoginAttempt('carol', '192.0.2.1', now, 60_000, 5), { claimed: true, resetAt: now + 60_000 });
   });
-});
+}

@@ -17,18 +17,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import type { DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import type { BlobStore } from '../../functions/storage/ports.js';
 import { assertConsistent, storesOf } from '../gc/helpers.js';
 import { Api, imageManifest, MiB, randomBlob, sha256, uniqueRepo, type Digest } from '../http/helpers.js';
 import { faulty, InjectedFault, type FaultMode, type FaultPlan } from '../support/faults.js';
-import { serveRegistry, startBackends, type Backends, type TestRegistry } from '../support/stack.js';
+import { serveRegistry, startBackends, type Backends, type TestRegistry, type Metadata } from '../support/stack.js';
 
 let backends: Backends;
 /** The registry without faults: preparation, checks and retries go through it. */
 let clean: TestRegistry;
 let api: Api;
-let metadata: DynamoMetadataStore;
+let metadata: Metadata;
 let blobs: BlobStore;
 
 /** Unexpected errors the server reported (route() hands them to console.error): the injected ones. */

@@ -6,16 +6,15 @@
 import assert from 'node:assert/strict';
 import { parseManifest } from '../../functions/core/manifest.js';
 import type { Digest } from '../../functions/core/grammar.js';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import type { BlobStore, MetadataStore } from '../../functions/storage/ports.js';
 import { createS3Client, S3BlobStore } from '../../functions/storage/s3.js';
-import type { TestRegistry } from '../support/stack.js';
+import { metadataOf, type Metadata, type TestRegistry } from '../support/stack.js';
 
 /** Unwrapped adapters on the stack's back ends (no fault injection, no recording). */
-export function storesOf(stack: TestRegistry): { metadata: DynamoMetadataStore; blobs: BlobStore } {
-  const { dynamo, s3 } = stack.backends.config;
+export function storesOf(stack: TestRegistry): { metadata: Metadata; blobs: BlobStore } {
+  const { s3 } = stack.backends.config;
   return {
-    metadata: new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table),
+    metadata: metadataOf(stack.backends),
     blobs: new S3BlobStore(createS3Client(s3), s3.bucket),
   };
 }

@@ -3,11 +3,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { hashPassword } from '../../functions/auth/passwords.js';
-import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
-import { startRegistry, type TestRegistry } from '../support/stack.js';
+import { startRegistry, type TestRegistry, metadataOf, type Metadata } from '../support/stack.js';
 
 let stack: TestRegistry;
-let store: DynamoMetadataStore;
+let store: Metadata;
 const basic = `Basic ${Buffer.from('carol:carol-password').toString('base64')}`;
 
 interface Results {
@@ -44,8 +43,7 @@ async function pushImage(repository: string, label?: string, annotation?: string
 
 before(async () => {
   stack = await startRegistry({ BERTH_AUTH: 'required' });
-  const { dynamo } = stack.backends.config;
-  store = new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table);
+  store = metadataOf(stack.backends);
   await store.putAccount({ name: 'carol', kind: 'user', role: 'admin', repositories: [], passwordHash: await hashPassword('carol-password'), credentialVersion: 1, createdAt: 0 });
   await pushImage('tools/nginx-proxy', 'Reverse proxy in front of nginx');
   await pushImage('web/nginx', 'The web server');

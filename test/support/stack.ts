@@ -6,7 +6,7 @@
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,10 +14,12 @@ import { loadConfig, type Config } from '../../functions/config.js';
 import type { Registry } from '../../functions/core/registry.js';
 import type { AuditRecord } from '../../functions/http/audit.js';
 import type { AccountStore, BlobStore, MetadataStore } from '../../functions/storage/ports.js';
+import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import { createS3Client } from '../../functions/storage/s3.js';
 import { registryFor } from '../../functions/wiring.js';
 import { createTable, EMULATOR_CREDENTIALS, startEmulators } from '../../infra/local/emulators.js';
 import { createRegistryServer } from '../../infra/local/server.js';
+import { remoteStore } from '../../infra/local/store-rpc.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -28,18 +30,30 @@ export interface Backends {
   label: string;
   /** A data folder whose endpoints.json leads `npx berth` (BERTH_DATA_DIR) to these back ends. */
   dataDir: string;
+  /** The native metadata store (`npm start`'s default), when it replaces DynamoDB. */
+  metadata?: MetadataStore & AccountStore;
   stop(): Promise<void>;
 }
 
 /** Test defaults: anonymous access as `npm start` has it, and a fresh signing key. */
 const TEST_DEFAULTS = () => ({ BERTH_AUTH: 'off', BERTH_TOKEN_KEY: randomBytes(32).toString('base64') });
 
-/** Starts (or connects to) the back ends; extra config variables may override defaults. */
-export async function startBackends(extra: Record<string, string> = {}): Promise<Backends> {
+/** The metadata store and account store both ports name. */
+export type Metadata = MetadataStore & AccountStore;
+
+/**
+ * Starts (or connects to) the back ends; extra config variables may override defaults. `metadata:
+ * 'native'` (default: `BERTH_TEST_METADATA=native`) starts the embedded S3 with the native metadata
+ * store, as `npm start` does by default (whatever the external back ends configured).
+ */
+export async function startBackends(
+  extra: Record<string, string> = {},
+  options: { metadata?: 'native' } = { metadata: process.env.BERTH_TEST_METADATA === 'native' ? 'native' : undefined },
+): Promise<Backends> {
   const overrides = { ...TEST_DEFAULTS(), ...extra };
   const s3 = process.env.BERTH_TEST_S3_ENDPOINT;
   const dynamo = process.env.BERTH_TEST_DYNAMODB_ENDPOINT;
-  if (s3 && dynamo) {
+  if (s3 && dynamo && options.metadata !== 'native') {
     const names = { table: `berth-${randomBytes(4).toString('hex')}`, bucket: `berth-${randomBytes(4).toString('hex')}` };
     const env = {
       BERTH_S3_ENDPOINT: s3,
@@ -59,17 +73,35 @@ export async function startBackends(extra: Record<string, string> = {}): Promise
     return { config, label: 'external S3 + DynamoDB', dataDir, stop: () => rm(dataDir, { recursive: true, force: true }) };
   }
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
-  const emulators = await startEmulators(dir, { auth: overrides.BERTH_AUTH });
+  const emulators = await startEmulators(dir, { auth: overrides.BERTH_AUTH, metadata: options.metadata ?? 'dynalite' });
   const config = withCredentials(loadConfig({ ...emulators.env, ...overrides }));
   return {
     config,
-    label: 'embedded emulators',
+    label: emulators.metadata ? 'embedded S3 emulator + native metadata store' : 'embedded emulators',
     dataDir: dir,
+    metadata: emulators.metadata,
     async stop() {
       await emulators.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The metadata store of `backends`, as the test reaches it: the native store itself, or the table. */
+export function metadataOf(backends: Backends): Metadata {
+  const { dynamo } = backends.config;
+  return backends.metadata ?? new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table);
+}
+
+/**
+ * The metadata store of the server running on `dataDir`, as `npx berth` reaches it through
+ * endpoints.json: the native store's endpoint, or the table.
+ */
+export async function serverMetadata(dataDir: string): Promise<Metadata> {
+  const env = JSON.parse(await readFile(join(dataDir, 'endpoints.json'), 'utf8')) as Record<string, string>;
+  if (env.BERTH_METADATA === 'native') return remoteStore(env.BERTH_METADATA_URL, dataDir);
+  const client = createDynamoClient({ table: env.BERTH_TABLE, region: 'us-east-1', endpoint: env.BERTH_DYNAMODB_ENDPOINT, credentials: EMULATOR_CREDENTIALS });
+  return new DynamoMetadataStore(client, env.BERTH_TABLE);
 }
 
 const EMULATOR_ENV_CREDENTIALS = { AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey };
@@ -124,7 +156,7 @@ export async function serveRegistry(
   wrap: StoreWrapper = (store) => store,
   wrapStore: (store: BlobStore) => BlobStore = (store) => store,
 ): Promise<TestRegistry> {
-  const registry = registryFor(backends.config, wrap, wrapStore);
+  const registry = registryFor(backends.config, wrap, wrapStore, undefined, backends.metadata);
   const log: string[] = [];
   const audit: AuditRecord[] = [];
   const server = createRegistryServer(registry, { log: (line) => log.push(line), audit: (record) => audit.push(record) });
