@@ -7,7 +7,7 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
-import { z } from 'zod';
+import * as z from '../zod.js';
 import { fail } from '../core/errors.js';
 import type { Access } from './access.js';
 
@@ -23,7 +23,7 @@ const accessClaims = z.object({
   use: z.literal('access'),
   access: z.array(z.object({ type: z.enum(['repository', 'registry']), name: z.string(), actions: z.array(z.string()) })),
 });
-const refreshClaims = z.object({ sub: z.string(), use: z.literal('refresh'), ver: z.number().int() });
+const refreshClaims = z.object({ sub: z.string(), use: z.literal('refresh'), ver: z.int() });
 
 /** An issued token and its lifetime. */
 export interface IssuedToken {
