@@ -9,7 +9,7 @@ import type { CopyDispatch } from './core/cache.js';
 import type { AccountStore, BlobStore, MetadataStore, SpentUploads } from './storage/ports.js';
 import { type AwsCaller, getSecretString, invokeAsync } from './storage/aws-calls.js';
 import { countRequests } from './storage/requests.js';
-import { createS3Client, S3BlobStore } from './storage/s3.js';
+import type { S3Settings } from './storage/s3.js';
 import { SealedSecrets, SecretsManagerReader, type SecretReader } from './storage/secrets.js';
 
 /**
@@ -24,14 +24,13 @@ export function registryFor(
   spent?: SpentUploads,
 ): Registry {
   const dynamo = createDynamoClient(config.dynamo);
-  const s3 = createS3Client(config.s3);
   const dynamoRequests = countRequests(dynamo);
-  const s3Requests = countRequests(s3);
-  const store = wrapStore(new S3BlobStore(s3, config.s3.bucket));
-  // Lambda and Secrets Manager are called as the S3 client's identity (its credential chain).
-  const aws: AwsCaller = { region: config.s3.region, credentials: s3.config.credentials };
+  const s3 = lazyBlobStore(config.s3);
+  const store = wrapStore(s3.store);
+  // Lambda and Secrets Manager are called as the DynamoDB client's identity (its credential chain).
+  const aws: AwsCaller = { region: config.s3.region, credentials: dynamo.config.credentials };
   return createRegistry(wrap(new DynamoMetadataStore(dynamo, config.dynamo.table)), store, {
-    requests: () => ({ dynamodb: dynamoRequests(), s3: s3Requests() }),
+    requests: () => ({ dynamodb: dynamoRequests(), s3: s3.requests() }),
     delivery: config.delivery,
     uploads: { partSize: config.partSize },
     auth: config.auth,
@@ -44,6 +43,29 @@ export function registryFor(
     secrets: secretReader(config, aws),
     dispatchCopy: config.verifyFunction ? lambdaCopy(config.verifyFunction, aws) : undefined,
   });
+}
+
+/**
+ * The S3 adapter, loaded by its first call: the S3 client is the largest part of the bundle, and
+ * a cold start that reads only metadata (HEAD or GET of a manifest, a tag list) never parses it.
+ * `requests` counts the S3 requests sent (0 before the first call).
+ */
+function lazyBlobStore(settings: S3Settings): { store: BlobStore; requests: () => number } {
+  let loading: Promise<BlobStore> | undefined;
+  let requests = () => 0;
+  const load = () =>
+    (loading ??= import('./storage/s3.js').then(({ createS3Client, S3BlobStore }) => {
+      const client = createS3Client(settings);
+      requests = countRequests(client);
+      return new S3BlobStore(client, settings.bucket);
+    }));
+  // Every BlobStore method returns a promise, so each can wait for the load; `then` stays
+  // undefined so that the store itself is not mistaken for a promise.
+  const store = new Proxy({} as BlobStore, {
+    get: (_, name) =>
+      typeof name !== 'string' || name === 'then' ? undefined : async (...args: unknown[]) => ((await load()) as unknown as Record<string, (...a: unknown[]) => unknown>)[name](...args),
+  });
+  return { store, requests: () => requests() };
 }
 
 /** Where the credentials of cache rules are: sealed under the local key, or in Secrets Manager. */

@@ -196,13 +196,21 @@ describe('the template', () => {
     }
   });
 
-  test('each function zip holds its minified bundle and source map, nothing else', async () => {
+  test('each function zip holds its minified bundle, the chunks it loads and their source maps, nothing else', async () => {
     const zips = (await readdir(plain.dir)).filter((f) => f.endsWith('.zip'));
     assert.ok(zips.includes('api.zip'), `zips: ${zips}`);
     for (const zip of zips) {
       const name = zip.replace(/\.zip$/, '');
       const entries = readZip(await readFile(join(plain.dir, zip)));
-      assert.deepEqual([...entries.keys()].sort(), [`dist/${name}/index.mjs`, `dist/${name}/index.mjs.map`], zip);
+      const chunks = (await readdir(join(ROOT, 'dist', name, 'chunks'))).map((f) => `dist/${name}/chunks/${f}`);
+      assert.deepEqual([...entries.keys()].sort(), [`dist/${name}/index.mjs`, `dist/${name}/index.mjs.map`, ...chunks].sort(), zip);
+      // Every chunk a module imports (statically or by import()) is in the zip: the code splitting of infra/build.mjs.
+      for (const [file, bytes] of entries) {
+        if (!file.endsWith('.mjs')) continue;
+        for (const [, target] of bytes.toString('utf8').matchAll(/["'](\.\.?\/[\w./-]+\.mjs)["']/g)) {
+          assert.ok(entries.has(join(dirname(file), target)), `${zip}: ${file} imports ${target}, which is packaged`);
+        }
+      }
       const code = entries.get(`dist/${name}/index.mjs`)!.toString('utf8');
       assert.ok(JSON.parse(entries.get(`dist/${name}/index.mjs.map`)!.toString('utf8')).mappings, `${zip}: a source map`);
       const lines = code.split('\n').length;
