@@ -3,6 +3,7 @@
 // on demand (dist/<function>/chunks/), AWS SDK included so the code runs against the SDK version
 // it was tested with.
 import { build } from 'esbuild';
+import { buildCli } from '../cli/build.mjs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -69,3 +70,5 @@ async function removeStale(written) {
     }
   }
 }
+
+console.log(`dist/cli.mjs (npx berth): ${await buildCli()} bytes`);
