@@ -570,7 +570,7 @@ async function openStore(): Promise<Target> {
       store: new DynamoMetadataStore(createDynamoClient({ table, region }), table),
       secrets: async () => {
         const [{ SecretsManagerClient }, { SecretsManagerSecrets }] = await Promise.all([import('@aws-sdk/client-secrets-manager'), import('./secrets-manager.js')]);
-        return new SecretsManagerSecrets(new SecretsManagerClient({ region }), `berth-${options.stage}/cache/`);
+        return new SecretsManagerSecrets(new SecretsManagerClient({ region }), `berth-${options.stage}/cache/`, region);
       },
       auth: 'required',
       where: `stage ${options.stage}`,

@@ -13,13 +13,15 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { SecretsManagerReader, type SecretStore } from '../functions/storage/secrets.js';
 
-/** Secrets named `<namePrefix><name>` (`berth-<stage>/cache/<prefix>`). */
+/** Secrets named `<namePrefix><name>` (`berth-<stage>/cache/<prefix>`) in `region`. */
 export class SecretsManagerSecrets extends SecretsManagerReader implements SecretStore {
   constructor(
     private readonly secrets: SecretsManagerClient,
     private readonly namePrefix: string,
+    region: string,
   ) {
-    super(secrets);
+    // Reads go through the signed call the functions use (functions/storage/aws-calls.ts), as this client's identity.
+    super({ region, credentials: secrets.config.credentials });
   }
 
   async write(name: string, value: string): Promise<string> {

@@ -23,7 +23,7 @@
  * | `BERTH_HOSTS`              | comma-separated host names (`name` or `name:port`) clients may use; tokens are issued and accepted for these only (unset: any) | |
  * | `BERTH_CACHE_KEY`          | key sealing the upstream credentials of cache rules, base64 of 32 bytes (unset: Secrets Manager) | |
  */
-import { z } from 'zod';
+import * as z from './zod.js';
 import type { AuthMode } from './auth/service.js';
 import { hostName } from './http/realm.js';
 import type { BlobDelivery } from './core/blobs.js';
@@ -35,29 +35,35 @@ const MiB = 1024 * 1024;
 const HOST_NAME = /^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/;
 
 const schema = z.object({
-  BERTH_TABLE: z.string().min(3).default('berth'),
-  BERTH_BUCKET: z.string().min(3).default('berth'),
-  AWS_REGION: z.string().min(1).default('us-east-1'),
-  BERTH_DYNAMODB_ENDPOINT: z.url().optional(),
-  BERTH_S3_ENDPOINT: z.url().optional(),
-  BERTH_BLOB_DELIVERY: z.enum(['redirect', 'stream', 'frontdoor']).default('redirect'),
-  BERTH_PART_SIZE: z.coerce.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(8 * MiB),
-  BERTH_AUTH: z.enum(['required', 'off']).default('required'),
-  BERTH_TOKEN_KEY: z.base64().optional(),
-  BERTH_TOKEN_KEY_SECRET: z.string().min(1).optional(),
-  BERTH_VERIFY_FUNCTION: z.string().min(1).optional(),
-  BERTH_MAX_CHUNK: z.coerce.number().int().positive().optional(),
-  BERTH_UPLOAD_KEY: z.base64().optional(),
-  BERTH_UPLOAD_KEY_SECRET: z.string().min(1).optional(),
-  BERTH_UPLOAD_KEY_VERSION: z.coerce.number().int().min(1).max(9999).default(1),
-  BERTH_KEY_VALUE_STORE: z.string().regex(/^(arn:aws[a-z-]*:cloudfront::\d{12}:key-value-store\/[0-9a-f-]+|file:.+)$/, 'a KeyValueStore ARN or file:<path>').optional(),
-  BERTH_HOSTS: z
-    .string()
-    .transform((list) => list.split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== ''))
-    .pipe(z.array(z.string().regex(HOST_NAME, 'a host name, or name:port')).min(1))
-    .optional(),
-  BERTH_CACHE_KEY: z.base64().optional(),
+  BERTH_TABLE: z._default(z.string().check(z.minLength(3)), 'berth'),
+  BERTH_BUCKET: z._default(z.string().check(z.minLength(3)), 'berth'),
+  AWS_REGION: z._default(z.string().check(z.minLength(1)), 'us-east-1'),
+  BERTH_DYNAMODB_ENDPOINT: z.optional(z.url()),
+  BERTH_S3_ENDPOINT: z.optional(z.url()),
+  BERTH_BLOB_DELIVERY: z._default(z.enum(['redirect', 'stream', 'frontdoor']), 'redirect'),
+  BERTH_PART_SIZE: z._default(integer(z.minimum(5 * MiB), z.maximum(5 * 1024 * MiB)), 8 * MiB),
+  BERTH_AUTH: z._default(z.enum(['required', 'off']), 'required'),
+  BERTH_TOKEN_KEY: z.optional(z.base64()),
+  BERTH_TOKEN_KEY_SECRET: z.optional(z.string().check(z.minLength(1))),
+  BERTH_VERIFY_FUNCTION: z.optional(z.string().check(z.minLength(1))),
+  BERTH_MAX_CHUNK: z.optional(integer(z.positive())),
+  BERTH_UPLOAD_KEY: z.optional(z.base64()),
+  BERTH_UPLOAD_KEY_SECRET: z.optional(z.string().check(z.minLength(1))),
+  BERTH_UPLOAD_KEY_VERSION: z._default(integer(z.minimum(1), z.maximum(9999)), 1),
+  BERTH_KEY_VALUE_STORE: z.optional(z.string().check(z.regex(/^(arn:aws[a-z-]*:cloudfront::\d{12}:key-value-store\/[0-9a-f-]+|file:.+)$/, 'a KeyValueStore ARN or file:<path>'))),
+  BERTH_HOSTS: z.optional(
+    z.pipe(
+      z.pipe(z.string(), z.transform((list: string) => list.split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== ''))),
+      z.array(z.string().check(z.regex(HOST_NAME, 'a host name, or name:port'))).check(z.minLength(1)),
+    ),
+  ),
+  BERTH_CACHE_KEY: z.optional(z.base64()),
 });
+
+/** An environment variable holding an integer, with `checks` on its value. */
+function integer(...checks: Parameters<ReturnType<typeof z.int>['check']>) {
+  return z.pipe(z.coerce.number(), z.int().check(...checks));
+}
 
 /** Everything the registry needs to reach its storage. */
 export interface Config {

@@ -1,10 +1,12 @@
 // Bundles each Lambda entry point with esbuild for the nodejs22.x runtime (arm64): one minified
-// ES module per function with its source map, AWS SDK included so the code runs against the
-// SDK version it was tested with.
+// ES module per function (dist/<function>/index.mjs) with its source map and the chunks it loads
+// on demand (dist/<function>/chunks/), AWS SDK included so the code runs against the SDK version
+// it was tested with.
 import { build } from 'esbuild';
-import { stat } from 'node:fs/promises';
+import { buildCli } from '../cli/build.mjs';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 
 /**
  * zod re-exports its 40-odd message locales (`export * as locales`), which defeats tree shaking
@@ -25,10 +27,14 @@ const englishOnlyZod = {
 const entries = { api: 'functions/api.ts', verify: 'functions/verify.ts', gc: 'functions/gc.ts' };
 
 for (const [name, entry] of Object.entries(entries)) {
-  const outfile = `dist/${name}/index.mjs`;
-  await build({
-    entryPoints: [entry],
-    outfile,
+  const result = await build({
+    entryPoints: { index: entry },
+    outdir: `dist/${name}`,
+    // Modules loaded by import() (the SDK's rarely used credential providers, Berth's own lazy
+    // parts) go to chunks next to the entry, which a cold start does not parse until they are needed.
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    outExtension: { '.js': '.mjs' },
     bundle: true,
     platform: 'node',
     target: 'node22',
@@ -42,6 +48,27 @@ for (const [name, entry] of Object.entries(entries)) {
     mainFields: ['module', 'main'],
     // Some bundled CommonJS dependencies call require(); give the ES module one.
     banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    metafile: true,
   });
-  console.log(`${outfile}: ${(await stat(outfile)).size} bytes`);
+  const written = Object.keys(result.metafile.outputs).map((file) => resolve(file));
+  await removeStale(written);
+  const code = written.filter((file) => file.endsWith('.mjs'));
+  const sizes = await Promise.all(code.map(async (file) => (await stat(file)).size));
+  const entrySize = sizes[code.findIndex((file) => file.endsWith(`${sep}index.mjs`))];
+  console.log(`dist/${name}/index.mjs: ${entrySize} bytes; with its ${code.length - 1} chunks ${sizes.reduce((a, b) => a + b, 0)} bytes`);
 }
+
+/**
+ * Deletes the chunks of earlier builds (their names carry a content hash) from the folders this
+ * build wrote to: the package takes `dist/<function>/**` as it is.
+ */
+async function removeStale(written) {
+  const keep = new Set(written);
+  for (const dir of new Set(written.map((file) => dirname(file)))) {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      if (entry.isFile() && /\.mjs(\.map)?$/.test(entry.name) && !keep.has(join(dir, entry.name))) await rm(join(dir, entry.name));
+    }
+  }
+}
+
+console.log(`dist/cli.mjs (npx berth): ${await buildCli()} bytes`);

@@ -2,7 +2,7 @@
  * Accounts (users and robots), their roles and repository patterns, and what they may do to a
  * repository given its visibility.
  */
-import { z } from 'zod';
+import * as z from '../zod.js';
 
 /** The roles an account can have, least to most. */
 export const ROLES = ['reader', 'writer', 'admin'] as const;
@@ -20,10 +20,10 @@ const ROLE_ACTIONS: Record<Role, string[]> = {
 export const ROBOT_PREFIX = 'robot$';
 
 /** User names: lower-case letters, digits, `.`, `_`, `-`; 1–64 characters. */
-export const accountName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'names use a-z, 0-9, ".", "_", "-" (1-64 characters)');
+export const accountName = z.string().check(z.regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'names use a-z, 0-9, ".", "_", "-" (1-64 characters)'));
 
 /** Repository patterns: a repository name where `*` stands for any characters, `/` included. */
-export const repositoryPattern = z.string().regex(/^[a-z0-9*][a-z0-9._\-/*]{0,254}$/, 'not a repository pattern');
+export const repositoryPattern = z.string().check(z.regex(/^[a-z0-9*][a-z0-9._\-/*]{0,254}$/, 'not a repository pattern'));
 
 /** A stored account. `credentialVersion` changes with the password, voiding refresh tokens. */
 export interface Account {

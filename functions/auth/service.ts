@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
-import { z } from 'zod';
+import * as z from '../zod.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fail, RegistryError } from '../core/errors.js';
 import type { AccountStore, MetadataStore, RepositoryInfo } from '../storage/ports.js';

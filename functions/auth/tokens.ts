@@ -6,8 +6,7 @@
  * used to choose a key.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { errors, jwtVerify, SignJWT } from 'jose';
-import { z } from 'zod';
+import * as z from '../zod.js';
 import { fail } from '../core/errors.js';
 import type { Access } from './access.js';
 
@@ -23,7 +22,7 @@ const accessClaims = z.object({
   use: z.literal('access'),
   access: z.array(z.object({ type: z.enum(['repository', 'registry']), name: z.string(), actions: z.array(z.string()) })),
 });
-const refreshClaims = z.object({ sub: z.string(), use: z.literal('refresh'), ver: z.number().int() });
+const refreshClaims = z.object({ sub: z.string(), use: z.literal('refresh'), ver: z.int() });
 
 /** An issued token and its lifetime. */
 export interface IssuedToken {
@@ -68,6 +67,7 @@ export class TokenService {
   }
 
   private async sign(claims: Record<string, unknown>, subject: string, audience: string, seconds: number): Promise<IssuedToken> {
+    const { SignJWT } = await loadJose();
     const now = Math.floor(Date.now() / 1000);
     const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' })
@@ -123,6 +123,7 @@ export class TokenService {
   }
 
   private async verify(token: string, audience: string): Promise<unknown> {
+    const { errors, jwtVerify } = await loadJose();
     try {
       const { payload } = await jwtVerify(token, await this.signingKey(), { algorithms: [ALGORITHM], issuer: ISSUER, audience, clockTolerance: 5 });
       return payload;
@@ -131,6 +132,11 @@ export class TokenService {
       throw error;
     }
   }
+}
+
+/** jose, loaded with the first token: a cold start that serves an anonymous pull never parses it. */
+function loadJose() {
+  return import('./jose.js');
 }
 
 function invalidToken() {

@@ -6,8 +6,6 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { IHasher } from 'hash-wasm';
-// The SHA-256-only build: the package's main entry embeds every algorithm's WASM (~200 KB more per bundle).
-import sha256Wasm from 'hash-wasm/dist/sha256.umd.min.js';
 import type { Digest } from './grammar.js';
 
 /** An incremental hash over a blob's bytes. */
@@ -48,6 +46,9 @@ export function nativeHasher(algorithm = 'sha256'): NativeHasher {
 
 /** A resumable hasher, continuing from `state` (base64 of hash-wasm `save()`) when given. */
 export async function resumableHasher(state?: string): Promise<BlobHasher> {
+  // The SHA-256-only build (the package's main entry embeds every algorithm's WASM, ~200 KB more
+  // per bundle), loaded by the first upload that spans requests: other cold starts never parse it.
+  const { default: sha256Wasm } = await import('hash-wasm/dist/sha256.umd.min.js');
   const hasher: IHasher = await sha256Wasm.createSHA256();
   hasher.init();
   if (state) hasher.load(Buffer.from(state, 'base64'));

@@ -4,7 +4,7 @@
  * bytes it received; this module only decides whether they are acceptable and what they
  * reference.
  */
-import { z } from 'zod';
+import * as z from '../zod.js';
 import { fail } from './errors.js';
 import { isDigest, type Digest } from './grammar.js';
 
@@ -30,37 +30,37 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** RFC 6838 media type, as image-spec "Descriptor" requires. */
 const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
 
-const mediaType = z.string().regex(MEDIA_TYPE, 'not a media type');
-const digest = z.string().refine(isDigest, 'not a valid digest').transform((d) => d as Digest);
+const mediaType = z.string().check(z.regex(MEDIA_TYPE, 'not a media type'));
+const digest = z.pipe(z.string().check(z.refine(isDigest, 'not a valid digest')), z.transform((d: string) => d as Digest));
 const annotations = z.record(z.string(), z.string());
 
 const descriptor = z.object({
   mediaType,
   digest,
-  size: z.number().int().nonnegative(),
-  urls: z.array(z.string()).optional(),
-  annotations: annotations.optional(),
-  artifactType: mediaType.optional(),
-  platform: z.object({ architecture: z.string(), os: z.string() }).passthrough().optional(),
+  size: z.int().check(z.nonnegative()),
+  urls: z.optional(z.array(z.string())),
+  annotations: z.optional(annotations),
+  artifactType: z.optional(mediaType),
+  platform: z.optional(z.looseObject({ architecture: z.string(), os: z.string() })),
 });
 
 const imageManifest = z.object({
   schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: mediaType.optional(),
+  mediaType: z.optional(z.string()),
+  artifactType: z.optional(mediaType),
   config: descriptor,
   layers: z.array(descriptor),
-  subject: descriptor.optional(),
-  annotations: annotations.optional(),
+  subject: z.optional(descriptor),
+  annotations: z.optional(annotations),
 });
 
 const imageIndex = z.object({
   schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: mediaType.optional(),
+  mediaType: z.optional(z.string()),
+  artifactType: z.optional(mediaType),
   manifests: z.array(descriptor),
-  subject: descriptor.optional(),
-  annotations: annotations.optional(),
+  subject: z.optional(descriptor),
+  annotations: z.optional(annotations),
 });
 
 export type ManifestDescriptor = z.infer<typeof descriptor>;
@@ -208,7 +208,7 @@ function inferType(json: Record<string, unknown>): string {
   return 'manifests' in json ? MediaTypes.ociIndex : MediaTypes.ociManifest;
 }
 
-function validate<T>(schema: z.ZodType<T>, json: unknown): T {
+function validate<T>(schema: z.ZodMiniType<T>, json: unknown): T {
   const result = schema.safeParse(json);
   if (result.success) return result.data;
   const issue = result.error.issues[0];

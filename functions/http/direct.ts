@@ -10,7 +10,7 @@
  *   GET    /v2/<name>/_berth/uploads/<id>                            → 200 {state, verified, …} (poll until verified)
  *   DELETE /v2/<name>/_berth/uploads/<id>                            → 204
  */
-import { z } from 'zod';
+import * as z from '../zod.js';
 import { readLimited } from '../core/body.js';
 import type { DirectStatus } from '../core/direct.js';
 import { MAX_URLS_PER_ANSWER } from '../core/direct.js';
@@ -20,7 +20,7 @@ import type { Registry } from '../core/registry.js';
 import { integerParam } from './pagination.js';
 import { empty, json, type HttpRequest, type HttpResponse, type RouteParams } from './types.js';
 
-const completion = z.object({ parts: z.array(z.object({ number: z.number().int(), etag: z.string().min(1).max(200) })).max(10_000) });
+const completion = z.object({ parts: z.array(z.object({ number: z.int(), etag: z.string().check(z.minLength(1), z.maxLength(200)) })).check(z.maxLength(10_000)) });
 
 /** POST /v2/<name>/_berth/uploads/?digest=&size= */
 export async function startDirect(registry: Registry, request: HttpRequest, { name }: RouteParams): Promise<HttpResponse> {

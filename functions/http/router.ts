@@ -16,7 +16,7 @@ import type { Access } from '../auth/access.js';
 import { ADMIN_SCOPE, type Caller } from '../auth/service.js';
 import { adminCollect, adminDeleteRepository, adminRepositories, adminTags, adminUsage } from './admin.js';
 import { realmOf } from './realm.js';
-import { isWebPath, serveWeb } from '../web/handler.js';
+import { isWebPath } from '../web/paths.js';
 import { appendChunk, cancelUpload, finishUpload, startUpload, uploadStatus } from './uploads.js';
 import { auditLogger, auditRecord, countedBody, startTrail, type AuditSink, type Trail } from './audit.js';
 
@@ -127,7 +127,7 @@ export async function route(registry: Registry, request: HttpRequest, sinks: Rou
     realmOf(request, registry.hosts);
     // Everything outside the registry's APIs is the web interface (functions/web), on the same host.
     response = isWebPath(request.path)
-      ? await serveWeb(registry, seen, sinks.onError ?? console.error, trail)
+      ? await (await import('../web/handler.js')).serveWeb(registry, seen, sinks.onError ?? console.error, trail)
       : await dispatch(registry, { ...seen, body: countedBody(request.body, trail) }, trail);
   } catch (error) {
     if (!(error instanceof RegistryError)) (sinks.onError ?? console.error)(error);

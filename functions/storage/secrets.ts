@@ -7,8 +7,8 @@
  * - Locally, sealed with AES-256-GCM under the key the local server keeps in its data folder
  *   (`cache-key`, mode 0600); the reference is `sealed:` and the base64 of nonce, tag and ciphertext.
  */
-import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { type AwsCaller, getSecretString } from './aws-calls.js';
 
 /** What the registry needs of a secret store: reading. */
 export interface SecretReader {
@@ -66,17 +66,14 @@ export class SealedSecrets implements SecretStore {
 
 /** Reads secrets of AWS Secrets Manager by ARN (the registry only reads; `npx berth cache` writes them). */
 export class SecretsManagerReader implements SecretReader {
-  constructor(private readonly client: SecretsManagerClient) {}
+  constructor(private readonly caller: AwsCaller) {}
 
   async read(reference: string): Promise<string> {
-    let value: string | undefined;
     try {
-      value = (await this.client.send(new GetSecretValueCommand({ SecretId: reference }))).SecretString;
+      return await getSecretString(this.caller, reference);
     } catch (error) {
       // ResourceNotFound, AccessDenied, DecryptionFailure… (Secrets Manager API reference, GetSecretValue errors).
       throw new SecretUnreadable(`Secrets Manager did not give the secret: ${(error as Error).name}`);
     }
-    if (value === undefined) throw new SecretUnreadable('the secret in Secrets Manager holds no string');
-    return value;
   }
 }

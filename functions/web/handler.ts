@@ -74,10 +74,6 @@ interface Visit {
   form?: URLSearchParams;
 }
 
-/** Whether `path` (as received) belongs to the web interface rather than the registry's APIs (`/v2`, `/v1`, `/token`). */
-export function isWebPath(path: string): boolean {
-  return !/^\/(v2|v1)(\/|$)/.test(path) && path !== '/token';
-}
 
 /** Answers one request for the interface; never throws. `onError` receives failures that are not the visitor's. */
 export async function serveWeb(registry: Registry, request: HttpRequest, onError: (error: unknown) => void, trail?: Trail): Promise<HttpResponse> {

@@ -13,11 +13,12 @@
  * - [S3E] S3 event message structure (key "URL encoded", size a number, sequencer for PUT and DELETE) —
  *   https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Agent, request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { S3EventRecord } from 'aws-lambda';
+import { Sha256 } from '../../functions/storage/aws-calls.js';
 
 /** The S3 origin (`blobs`), reached the way Origin Access Control reaches it: SigV4-signed. */
 export interface S3OriginOptions {
@@ -32,32 +33,6 @@ export interface S3OriginOptions {
 
 /** Headers the signer sets itself; OAC "always" replaces whatever Authorization the viewer sent ([OAC]). */
 const REPLACED = new Set(['authorization', 'x-amz-content-sha256', 'x-amz-date', 'x-amz-security-token']);
-
-/** The hash the SigV4 signer wants, on node:crypto. */
-class Sha256 {
-  private hash: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-  constructor(private readonly secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = this.make();
-  }
-  private make() {
-    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(this.secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(toBytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    this.hash = this.make();
-  }
-}
-
-function toBytes(data: string | ArrayBuffer | ArrayBufferView): Buffer {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
-}
 
 export class S3Origin {
   private readonly endpoint: URL;

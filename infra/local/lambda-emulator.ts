@@ -497,6 +497,9 @@ function newestMtime(dir: string): number {
 /**
  * Each execution environment imports its own instance of the bundle (a distinct module URL), so
  * module-level state (configuration, clients, caches) starts cold, as in a new Lambda environment.
+ * The chunks it imports (dist/api/chunks, infra/build.mjs) are one instance for all environments,
+ * as Node keeps one module per URL: they hold the SDK's and the libraries' code and Berth's
+ * stateless modules (classes, functions, constants); the clients and caches live in the entry's.
  */
 export function bundleLoader(bundle = API_BUNDLE): HandlerLoader {
   return async (instance) => {

@@ -4,7 +4,7 @@
  * metafile, plus at most one change, written to a scratch folder (dist/ is left alone). So the
  * numbers follow whatever infra/build.mjs does today.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import type { Metafile } from 'esbuild';
 import { join } from 'node:path';
 import { ROOT, runOk } from '../e2e/helpers.js';
@@ -13,8 +13,8 @@ export interface BundleVariant {
   name: string;
   /** What it changes, in one line. */
   change: string;
-  /** For esbuild-wrapper.mjs: extra externals, mainFields, modules replaced by empty stubs. */
-  options: { external?: string[]; mainFields?: string[]; stub?: string[] };
+  /** For esbuild-wrapper.mjs: extra externals, mainFields. */
+  options: { external?: string[]; mainFields?: string[] };
 }
 
 export const VARIANTS: BundleVariant[] = [
@@ -25,19 +25,9 @@ export const VARIANTS: BundleVariant[] = [
     options: { external: ['@aws-sdk/*', '@smithy/*'] },
   },
   {
-    name: 'without the Lambda and Secrets Manager clients',
-    change: 'stubs for @aws-sdk/client-lambda and @aws-sdk/client-secrets-manager (what a small signed fetch for the two calls, or moving them out of `api`, would save)',
-    options: { stub: ['@aws-sdk/client-lambda', '@aws-sdk/client-secrets-manager'] },
-  },
-  {
-    name: 'ESM entry points first',
-    change: "mainFields: ['module', 'main'] (packages' ES module builds, which tree-shake)",
-    options: { mainFields: ['module', 'main'] },
-  },
-  {
-    name: 'ESM first, without the two clients',
-    change: 'the two changes above together',
-    options: { mainFields: ['module', 'main'], stub: ['@aws-sdk/client-lambda', '@aws-sdk/client-secrets-manager'] },
+    name: 'CommonJS entry points first',
+    change: "mainFields: ['main', 'module'] (esbuild's default for platform node: the SDK's CommonJS builds, which do not tree-shake)",
+    options: { mainFields: ['main', 'module'] },
   },
 ];
 
@@ -54,29 +44,37 @@ export interface BundleReport {
   zodLocales: number;
 }
 
-/** Runs infra/build.mjs with `variant` into `dir`; returns the api bundle's path, size and metafile. */
+/** Runs infra/build.mjs with `variant` into `dir`; returns the api bundle's entry, its size with its chunks, and the metafile. */
 export async function buildVariant(variant: BundleVariant, dir: string): Promise<{ file: string; bytes: number; metafile: Metafile }> {
   await runOk(process.execPath, ['--import', join(ROOT, 'test/bench/esbuild-hook.mjs'), 'infra/build.mjs'], {
     env: { BENCH_ESBUILD_OUTDIR: dir, BENCH_ESBUILD_VARIANT: JSON.stringify(variant.options), NODE_OPTIONS: '' },
     timeoutMs: 300_000,
   });
   const file = join(dir, 'dist/api/index.mjs');
-  return { file, bytes: (await stat(file)).size, metafile: JSON.parse(await readFile(`${file}.meta.json`, 'utf8')) as Metafile };
+  return { file, bytes: await codeBytes(join(dir, 'dist/api')), metafile: JSON.parse(await readFile(`${file}.meta.json`, 'utf8')) as Metafile };
 }
 
-/** The composition of a bundle from its metafile. */
+/** Bytes of the JavaScript a function ships: `dir`/index.mjs and its chunks (infra/build.mjs splits the code). */
+export async function codeBytes(dir: string): Promise<number> {
+  const files = (await readdir(dir, { recursive: true })).filter((f) => f.endsWith('.mjs'));
+  const sizes = await Promise.all(files.map(async (f) => (await stat(join(dir, f))).size));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+/** The composition of the api function's code (its entry and chunks) from the metafile. */
 export function composition(metafile: Metafile): BundleReport {
-  const output = Object.entries(metafile.outputs).find(([path, o]) => o.entryPoint && path.endsWith('api/index.mjs'))![1];
+  const outputs = Object.entries(metafile.outputs).filter(([path]) => /api\/(chunks\/)?[^/]+\.mjs$/.test(path)).map(([, o]) => o);
+  const inputs = outputs.flatMap((o) => Object.entries(o.inputs));
   const totals = new Map<string, number>();
   let zodLocales = 0;
-  for (const [file, info] of Object.entries(output.inputs)) {
+  for (const [file, info] of inputs) {
     totals.set(owner(file), (totals.get(owner(file)) ?? 0) + info.bytesInOutput);
     if (/zod\/v4\/locales\//.test(file)) zodLocales += info.bytesInOutput;
   }
   return {
-    bytes: output.bytes,
+    bytes: outputs.reduce((sum, o) => sum + o.bytes, 0),
     byOwner: [...totals].map(([o, b]) => ({ owner: o, bytes: b })).sort((a, b) => b.bytes - a.bytes),
-    largestFiles: Object.entries(output.inputs)
+    largestFiles: inputs
       .map(([file, info]) => ({ file, bytes: info.bytesInOutput }))
       .sort((a, b) => b.bytes - a.bytes)
       .slice(0, 8),

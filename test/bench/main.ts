@@ -211,14 +211,15 @@ async function main(): Promise<void> {
 function renderLambda(l: LambdaReport): string[] {
   const kb = (b: number) => `${(b / 1000).toFixed(0)} kB`;
   const m = l.median;
-  const initOk = m.initMs <= 150 ? 'meets' : 'misses';
-  const sizeOk = l.bundleBytes <= 1_000_000 ? 'meets' : 'misses';
+  const ratio = m.initMs / m.nodeStartMs;
+  const initOk = ratio <= 1 ? 'meets' : 'misses';
+  const sizeOk = l.bundleBytes <= 800_000 ? 'meets' : 'misses';
   const lines = [
     '## Lambda bundle and cold start',
     '',
-    `\`dist/api/index.mjs\` (\`npm run build\`, minified ESM): **${l.bundleBytes.toLocaleString('en-US')} bytes** (${kb(l.bundleGzipBytes)} gzipped) — ${sizeOk} the goal of ≤ 1 MB.`,
+    `\`dist/api/\` (\`npm run build\`, minified ESM: \`index.mjs\` ${l.entryBytes.toLocaleString('en-US')} bytes and the chunks it loads on demand): **${l.bundleBytes.toLocaleString('en-US')} bytes** (${kb(l.bundleGzipBytes)} gzipped) — ${sizeOk} the goal of ≤ 800 kB.`,
     '',
-    `Cold init in a fresh Node ${l.nodeVersion} process (Lambda runs nodejs22.x), median of ${l.runs.length}: **${m.initMs.toFixed(1)} ms** = import of the bundle ${m.importMs.toFixed(1)} ms + first request ${m.firstRequestMs.toFixed(1)} ms (HEAD manifest by tag, an API Gateway payload 2.0 event, against the local DynamoDB/S3 emulators; \`BERTH_AUTH=off\`, inline \`BERTH_TOKEN_KEY\`) — ${initOk} the goal of ≤ 150 ms. Node's own start before the import: ${m.nodeStartMs.toFixed(1)} ms (not counted; on Lambda the runtime bootstrap is AWS's).`,
+    `Cold init in a fresh Node ${l.nodeVersion} process (Lambda runs nodejs22.x), median of ${l.runs.length}: **${m.initMs.toFixed(1)} ms** = import of the bundle ${m.importMs.toFixed(1)} ms + first request ${m.firstRequestMs.toFixed(1)} ms (HEAD manifest by tag, an API Gateway payload 2.0 event, against the local DynamoDB/S3 emulators; \`BERTH_AUTH=off\`, inline \`BERTH_TOKEN_KEY\`). Node's own start before the import: ${m.nodeStartMs.toFixed(1)} ms (not counted; on Lambda the runtime bootstrap is AWS's): **${ratio.toFixed(2)}×** Node's start — ${initOk} the goal of ≤ 1.00× (the ratio travels between machines).`,
     '',
     markdownTable(
       ['warm request (handler called directly)', 'p50 (ms)', 'p99 (ms)'],

@@ -196,13 +196,21 @@ describe('the template', () => {
     }
   });
 
-  test('each function zip holds its minified bundle and source map, nothing else', async () => {
+  test('each function zip holds its minified bundle, the chunks it loads and their source maps, nothing else', async () => {
     const zips = (await readdir(plain.dir)).filter((f) => f.endsWith('.zip'));
     assert.ok(zips.includes('api.zip'), `zips: ${zips}`);
     for (const zip of zips) {
       const name = zip.replace(/\.zip$/, '');
       const entries = readZip(await readFile(join(plain.dir, zip)));
-      assert.deepEqual([...entries.keys()].sort(), [`dist/${name}/index.mjs`, `dist/${name}/index.mjs.map`], zip);
+      const chunks = (await readdir(join(ROOT, 'dist', name, 'chunks'))).map((f) => `dist/${name}/chunks/${f}`);
+      assert.deepEqual([...entries.keys()].sort(), [`dist/${name}/index.mjs`, `dist/${name}/index.mjs.map`, ...chunks].sort(), zip);
+      // Every chunk a module imports (statically or by import()) is in the zip: the code splitting of infra/build.mjs.
+      for (const [file, bytes] of entries) {
+        if (!file.endsWith('.mjs')) continue;
+        for (const [, target] of bytes.toString('utf8').matchAll(/["'](\.\.?\/[\w./-]+\.mjs)["']/g)) {
+          assert.ok(entries.has(join(dirname(file), target)), `${zip}: ${file} imports ${target}, which is packaged`);
+        }
+      }
       const code = entries.get(`dist/${name}/index.mjs`)!.toString('utf8');
       assert.ok(JSON.parse(entries.get(`dist/${name}/index.mjs.map`)!.toString('utf8')).mappings, `${zip}: a source map`);
       const lines = code.split('\n').length;
@@ -873,7 +881,8 @@ function holds(t: Template, name: string): boolean {
 }
 
 /**
- * The IAM actions the deployed code needs, from the AWS SDK commands it sends (functions/**).
+ * The IAM actions the deployed code needs, from the AWS SDK commands it sends (functions/**) and
+ * the calls it signs itself (functions/storage/aws-calls.ts).
  * A command missing here fails the test: add its IAM action(s) and grant them in serverless.yml.
  */
 async function actionsUsedByCode(): Promise<Set<string>> {
@@ -905,6 +914,7 @@ async function actionsUsedByCode(): Promise<Set<string>> {
     ListKeysCommand: ['cloudfront-keyvaluestore:ListKeys'],
     UpdateKeysCommand: ['cloudfront-keyvaluestore:UpdateKeys'],
   };
+  const SIGNED: Record<string, string[]> = { invokeAsync: ['lambda:InvokeFunction'], getSecretString: ['secretsmanager:GetSecretValue'] };
   const files = await sources(join(ROOT, 'functions'));
   const actions = new Set<string>();
   for (const file of files) {
@@ -913,6 +923,8 @@ async function actionsUsedByCode(): Promise<Set<string>> {
       assert.ok(IAM[command], `${relative(ROOT, file)} sends ${command}: map it to its IAM action(s) here and grant them in serverless.yml`);
       for (const action of IAM[command]) actions.add(action);
     }
+    if (file.endsWith('aws-calls.ts')) continue;
+    for (const [call, granted] of Object.entries(SIGNED)) if (new RegExp(`\\b${call}\\(`).test(text)) for (const action of granted) actions.add(action);
   }
   return actions;
 }
