@@ -4,7 +4,7 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { KeySource } from './auth/tokens.js';
 import type { Dispatch } from './core/direct.js';
 import type { PathKey } from './core/signed-paths.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { createRegistry, type Registry } from './core/registry.js';
 import { createDynamoClient, DynamoMetadataStore } from './storage/dynamodb.js';
 import type { CopyDispatch } from './core/cache.js';
@@ -23,12 +23,18 @@ export function registryFor(
   wrapStore: (store: BlobStore) => BlobStore = (store) => store,
   /** The marks of used upload URLs (see spent-uploads.ts; the functions that write them pass it). */
   spent?: SpentUploads,
+  /**
+   * The blob store of `config.blobDir` (storage/files.ts), which the local server makes and passes:
+   * it is no part of the Lambda bundles.
+   */
+  files?: BlobStore,
 ): Registry {
+  if (config.blobDir !== undefined && !files) throw new ConfigError('invalid configuration: BERTH_BLOB_DIR is for the local server (npm start) only');
   const dynamo = createDynamoClient(config.dynamo);
   const s3 = createS3Client(config.s3);
   const dynamoRequests = countRequests(dynamo);
   const s3Requests = countRequests(s3);
-  const store = wrapStore(new S3BlobStore(s3, config.s3.bucket));
+  const store = wrapStore(files ?? new S3BlobStore(s3, config.s3.bucket));
   return createRegistry(wrap(new DynamoMetadataStore(dynamo, config.dynamo.table)), store, {
     requests: () => ({ dynamodb: dynamoRequests(), s3: s3Requests() }),
     delivery: config.delivery,

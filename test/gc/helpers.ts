@@ -8,16 +8,12 @@ import { parseManifest } from '../../functions/core/manifest.js';
 import type { Digest } from '../../functions/core/grammar.js';
 import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
 import type { BlobStore, MetadataStore } from '../../functions/storage/ports.js';
-import { createS3Client, S3BlobStore } from '../../functions/storage/s3.js';
-import type { TestRegistry } from '../support/stack.js';
+import { blobStoreOf, type TestRegistry } from '../support/stack.js';
 
 /** Unwrapped adapters on the stack's back ends (no fault injection, no recording). */
 export function storesOf(stack: TestRegistry): { metadata: DynamoMetadataStore; blobs: BlobStore } {
-  const { dynamo, s3 } = stack.backends.config;
-  return {
-    metadata: new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table),
-    blobs: new S3BlobStore(createS3Client(s3), s3.bucket),
-  };
+  const { dynamo } = stack.backends.config;
+  return { metadata: new DynamoMetadataStore(createDynamoClient(dynamo), dynamo.table), blobs: blobStoreOf(stack.backends) };
 }
 
 /** Objects under `blobs/` and their total size (the bytes blob data occupies in S3). */

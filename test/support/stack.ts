@@ -1,6 +1,7 @@
 /**
- * Test back ends and servers over real sockets. By default the embedded emulators in a fresh
- * temporary folder; with `BERTH_TEST_S3_ENDPOINT` and `BERTH_TEST_DYNAMODB_ENDPOINT` set, a real
+ * Test back ends and servers over real sockets. By default the back ends of `npm start` in a fresh
+ * temporary folder: the embedded DynamoDB and blobs as files (`BERTH_TEST_BLOBS=s3rver`: the
+ * embedded S3 instead); with `BERTH_TEST_S3_ENDPOINT` and `BERTH_TEST_DYNAMODB_ENDPOINT` set, a real
  * S3-compatible server and DynamoDB (MinIO and moto_server in CI: test/backends/start.sh), each
  * test stack on its own fresh table and bucket.
  */
@@ -14,7 +15,8 @@ import { loadConfig, type Config } from '../../functions/config.js';
 import type { Registry } from '../../functions/core/registry.js';
 import type { AuditRecord } from '../../functions/http/audit.js';
 import type { AccountStore, BlobStore, MetadataStore } from '../../functions/storage/ports.js';
-import { createS3Client } from '../../functions/storage/s3.js';
+import { FileBlobStore } from '../../functions/storage/files.js';
+import { createS3Client, S3BlobStore } from '../../functions/storage/s3.js';
 import { registryFor } from '../../functions/wiring.js';
 import { createTable, EMULATOR_CREDENTIALS, startEmulators } from '../../infra/local/emulators.js';
 import { createRegistryServer } from '../../infra/local/server.js';
@@ -28,17 +30,29 @@ export interface Backends {
   label: string;
   /** A data folder whose endpoints.json leads `npx berth` (BERTH_DATA_DIR) to these back ends. */
   dataDir: string;
+  /** Signs the presigned URLs of a file store (the same for every server on these back ends). */
+  objectUrlKey: Buffer;
   stop(): Promise<void>;
+}
+
+/** Where blobs go: the file store (as `npm start`), or S3 (the embedded s3rver, or the external S3). */
+export type BlobBackend = 'files' | 's3';
+
+/** The blob store of `backends`, as another process sees it (no presigned URLs from a file store). */
+export function blobStoreOf(backends: Backends): BlobStore {
+  const { config } = backends;
+  return config.blobDir ? new FileBlobStore(config.blobDir) : new S3BlobStore(createS3Client(config.s3), config.s3.bucket);
 }
 
 /** Test defaults: anonymous access as `npm start` has it, and a fresh signing key. */
 const TEST_DEFAULTS = () => ({ BERTH_AUTH: 'off', BERTH_TOKEN_KEY: randomBytes(32).toString('base64') });
 
 /** Starts (or connects to) the back ends; extra config variables may override defaults. */
-export async function startBackends(extra: Record<string, string> = {}): Promise<Backends> {
+export async function startBackends(extra: Record<string, string> = {}, blobs?: BlobBackend): Promise<Backends> {
   const overrides = { ...TEST_DEFAULTS(), ...extra };
   const s3 = process.env.BERTH_TEST_S3_ENDPOINT;
   const dynamo = process.env.BERTH_TEST_DYNAMODB_ENDPOINT;
+  const objectUrlKey = randomBytes(32);
   if (s3 && dynamo) {
     const names = { table: `berth-${randomBytes(4).toString('hex')}`, bucket: `berth-${randomBytes(4).toString('hex')}` };
     const env = {
@@ -56,15 +70,17 @@ export async function startBackends(extra: Record<string, string> = {}): Promise
     const dataDir = await mkdtemp(join(tmpdir(), 'berth-test-'));
     const record = { BERTH_DYNAMODB_ENDPOINT: dynamo, BERTH_TABLE: names.table, ...EMULATOR_ENV_CREDENTIALS, BERTH_AUTH: overrides.BERTH_AUTH };
     await writeFile(join(dataDir, 'endpoints.json'), JSON.stringify(record));
-    return { config, label: 'external S3 + DynamoDB', dataDir, stop: () => rm(dataDir, { recursive: true, force: true }) };
+    return { config, label: 'external S3 + DynamoDB', dataDir, objectUrlKey, stop: () => rm(dataDir, { recursive: true, force: true }) };
   }
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
-  const emulators = await startEmulators(dir, { auth: overrides.BERTH_AUTH });
+  const files = (blobs ?? (process.env.BERTH_TEST_BLOBS === 's3rver' ? 's3' : 'files')) === 'files';
+  const emulators = await startEmulators(dir, { auth: overrides.BERTH_AUTH, blobDir: files ? join(dir, 'blobs') : undefined });
   const config = withCredentials(loadConfig({ ...emulators.env, ...overrides }));
   return {
     config,
-    label: 'embedded emulators',
+    label: files ? 'embedded DynamoDB, blobs as files' : 'embedded emulators',
     dataDir: dir,
+    objectUrlKey,
     async stop() {
       await emulators.stop();
       await rm(dir, { recursive: true, force: true });
@@ -87,6 +103,8 @@ export interface TestRegistry {
   host: string;
   port: number;
   registry: Registry;
+  /** The blob store the registry uses, before any `wrapStore`. */
+  blobs: BlobStore;
   backends: Backends;
   /** Request log lines, for assertions on what reached the server. */
   log: string[];
@@ -124,17 +142,23 @@ export async function serveRegistry(
   wrap: StoreWrapper = (store) => store,
   wrapStore: (store: BlobStore) => BlobStore = (store) => store,
 ): Promise<TestRegistry> {
-  const registry = registryFor(backends.config, wrap, wrapStore);
+  let url = '';
+  const { config } = backends;
+  // As npm start: this server answers the file store's presigned URLs.
+  const files = config.blobDir ? new FileBlobStore(config.blobDir, { key: { version: 1, secret: backends.objectUrlKey }, origin: () => url }) : undefined;
+  const registry = registryFor(config, wrap, wrapStore, undefined, files);
   const log: string[] = [];
   const audit: AuditRecord[] = [];
-  const server = createRegistryServer(registry, { log: (line) => log.push(line), audit: (record) => audit.push(record) });
+  const server = createRegistryServer(registry, { log: (line) => log.push(line), audit: (record) => audit.push(record), objects: files });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
+  url = `http://127.0.0.1:${port}`;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     host: `127.0.0.1:${port}`,
     port,
     registry,
+    blobs: files ?? blobStoreOf(backends),
     backends,
     log,
     audit,
