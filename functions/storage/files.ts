@@ -215,9 +215,9 @@ export class FileBlobStore implements BlobStore {
   async completeMultipart(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void> {
     const dir = await this.upload(key, uploadId);
     if (parts.length === 0) throw new ObjectError('MalformedXML', 'You must specify at least one part', 400);
+    if (parts.some((part, i) => i > 0 && part.number <= parts[i - 1].number)) throw new ObjectError('InvalidPartOrder', 'The list of parts was not in ascending order', 400);
     const files: string[] = [];
     for (const [i, part] of parts.entries()) {
-      if (i > 0 && part.number <= parts[i - 1].number) throw new ObjectError('InvalidPartOrder', 'The list of parts was not in ascending order', 400);
       const file = join(dir, String(part.number));
       const stats = await stat(file, { bigint: true }).catch(() => undefined);
       if (!stats || etagOf(stats) !== part.etag) throw new ObjectError('InvalidPart', `part ${part.number} was not uploaded, or its ETag is not ${part.etag}`, 400);
