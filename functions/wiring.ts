@@ -4,7 +4,7 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { KeySource } from './auth/tokens.js';
 import type { Dispatch } from './core/direct.js';
 import type { PathKey } from './core/signed-paths.js';
-import { ConfigError, type Config } from './config.js';
+import type { Config } from './config.js';
 import { createRegistry, type Registry } from './core/registry.js';
 import { createDynamoClient, DynamoMetadataStore } from './storage/dynamodb.js';
 import type { CopyDispatch } from './core/cache.js';
@@ -25,11 +25,11 @@ export function registryFor(
   spent?: SpentUploads,
   /**
    * The blob store of `config.blobDir` (storage/files.ts), which the local server makes and passes:
-   * it is no part of the Lambda bundles.
+   * it is no part of the Lambda bundles (where `BERTH_BLOB_DIR` is never set; the emulated
+   * deployment refuses it).
    */
   files?: BlobStore,
 ): Registry {
-  if (config.blobDir !== undefined && !files) throw new ConfigError('invalid configuration: BERTH_BLOB_DIR is for the local server (npm start) only');
   const dynamo = createDynamoClient(config.dynamo);
   const s3 = createS3Client(config.s3);
   const dynamoRequests = countRequests(dynamo);
