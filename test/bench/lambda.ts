@@ -53,7 +53,8 @@ export async function lambdaBench(options: { coldRuns: number; variantRuns: numb
   const bundleBytes = (await stat(bundle)).size;
   const bundleGzipBytes = gzipSync(await readFile(bundle), { level: 9 }).length;
 
-  const stack = await startRegistry({ BERTH_BLOB_DELIVERY: 'redirect' });
+  // The bundle stores blobs in S3, as deployed.
+  const stack = await startRegistry({ BERTH_BLOB_DELIVERY: 'redirect' }, undefined, undefined, 's3');
   const scratch = join(ROOT, 'test/bench', `.variants-${RUN_ID}`);
   try {
     const repository = `bench/cold-${RUN_ID}`;

@@ -47,7 +47,11 @@ export function blobStoreOf(backends: Backends): BlobStore {
 /** Test defaults: anonymous access as `npm start` has it, and a fresh signing key. */
 const TEST_DEFAULTS = () => ({ BERTH_AUTH: 'off', BERTH_TOKEN_KEY: randomBytes(32).toString('base64') });
 
-/** Starts (or connects to) the back ends; extra config variables may override defaults. */
+/**
+ * Starts (or connects to) the back ends; extra config variables may override defaults. `blobs`:
+ * where blob bytes go on the embedded back ends (default: files, as npm start, or the embedded S3
+ * with `BERTH_TEST_BLOBS=s3rver`; the bundled Lambda handlers need `s3`); an external S3 when configured.
+ */
 export async function startBackends(extra: Record<string, string> = {}, blobs?: BlobBackend): Promise<Backends> {
   const overrides = { ...TEST_DEFAULTS(), ...extra };
   const s3 = process.env.BERTH_TEST_S3_ENDPOINT;
@@ -116,13 +120,17 @@ export interface TestRegistry {
 /** Metadata store for the registry, to stand between it and the real adapter (counting calls). */
 export type StoreWrapper = (store: MetadataStore & AccountStore) => MetadataStore & AccountStore;
 
-/** Starts back ends and a registry server on them; `wrap` sees every metadata store call, `wrapStore` every blob store call. */
+/**
+ * Starts back ends and a registry server on them; `wrap` sees every metadata store call, `wrapStore`
+ * every blob store call; `blobs` chooses the blob back end (default: as npm start, see startBackends).
+ */
 export async function startRegistry(
   overrides: Record<string, string> = {},
   wrap: StoreWrapper = (store) => store,
   wrapStore: (store: BlobStore) => BlobStore = (store) => store,
+  blobs?: BlobBackend,
 ): Promise<TestRegistry> {
-  const backends = await startBackends(overrides);
+  const backends = await startBackends(overrides, blobs);
   const served = await serveRegistry(backends, wrap, wrapStore);
   return {
     ...served,
