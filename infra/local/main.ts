@@ -122,6 +122,10 @@ async function holdsS3Objects(): Promise<boolean> {
 }
 // Blobs as files, unless the deployment is emulated (S3, as on AWS) or the data folder is an older one.
 const blobDir = process.env.BERTH_BLOB_DIR || (emulateLambda || external || (await holdsS3Objects()) ? undefined : join(dataDir, 'blobs'));
+// The emulated deployment's S3 would not have the blobs the data folder's metadata names.
+if (emulateLambda && !external && (await readdir(join(dataDir, 'blobs')).catch(() => [])).length > 0) {
+  fatal(`the data folder ${dataDir} keeps its blobs as files (npm start); the emulated deployment (BERTH_EMULATE_LAMBDA=1) keeps them in its embedded S3: set BERTH_DATA_DIR to another folder`, 2);
+}
 let files: FileBlobStore | undefined;
 let emulators: Emulators | undefined;
 let config: Config;
