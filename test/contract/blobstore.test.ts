@@ -14,7 +14,7 @@ const MiB = 1024 * 1024;
 
 /**
  * Where s3rver (the embedded S3, `BERTH_EMULATE_LAMBDA=1`) is not S3: it fails `CopySourceIfMatch`
- * with InternalError, lists `a/b` before `a`, and completes multipart uploads with small or
+ * with InternalError, lists the keys of a folder first (`b/c` before `b c`), and completes multipart uploads with small or
  * misordered parts. These tests run against the external S3 (MinIO in `test:backends`) instead.
  */
 const S3RVER_DEVIATES = process.env.BERTH_TEST_S3_ENDPOINT ? false : 'the embedded s3rver deviates from S3 here (runs against MinIO in test:backends)';
@@ -80,7 +80,8 @@ for (const [name, subject, deviates] of [
     });
 
     test('list: key order (UTF-8 bytes), prefix, start-after, limit, size and last-modified', { skip: deviates }, async () => {
-      const keys = ['l/a', 'l/a/b', 'l/a-c', 'l/a0', 'l/b c', 'l/é', 'l/z/y/x', 'l/.hidden', 'l/%41'];
+      // No key is also a folder of others (`l/a` and `l/a/b`): MinIO cannot store both (the file store can: files.test.ts).
+      const keys = ['l/a', 'l/b/c', 'l/b-c', 'l/b0', 'l/b c', 'l/é', 'l/z/y/x', 'l/.hidden', 'l/%41'];
       const before = Date.now() - 2000;
       for (const key of keys) await store.put(key, Buffer.from(key));
       const sorted = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
@@ -91,9 +92,9 @@ for (const [name, subject, deviates] of [
         assert.ok(object.lastModified >= before && object.lastModified <= Date.now() + 2000, `lastModified ${object.lastModified}`);
         assert.match(object.etag, /^".+"$/);
       }
-      assert.deepEqual((await store.list('l/a', 100)).map((o) => o.key), sorted.filter((k) => k.startsWith('l/a')));
+      assert.deepEqual((await store.list('l/b', 100)).map((o) => o.key), sorted.filter((k) => k.startsWith('l/b')));
       assert.deepEqual((await store.list('l/', 3, 'l/a')).map((o) => o.key), sorted.filter((k) => k > 'l/a').slice(0, 3));
-      assert.deepEqual((await store.list('l/', 100, 'l/a/b')).map((o) => o.key), sorted.slice(sorted.indexOf('l/a/b') + 1));
+      assert.deepEqual((await store.list('l/', 100, 'l/b/c')).map((o) => o.key), sorted.slice(sorted.indexOf('l/b/c') + 1));
       assert.deepEqual(await store.list('nothing/', 10), []);
       assert.equal((await store.read('l/.hidden')).toString(), 'l/.hidden');
       for (const key of keys) await store.delete(key);
