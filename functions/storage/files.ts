@@ -354,7 +354,8 @@ export class FileBlobStore implements BlobStore {
       throw error;
     });
     const children = entries
-      .filter((entry) => !entry.name.startsWith('.'))
+      // The store's own entries, and anything not written by it (no name it could have made).
+      .filter((entry) => !entry.name.startsWith('.') && (entry.isDirectory() ? entry.name.endsWith('=') && decodable(entry.name.slice(0, -1)) : entry.isFile() && decodable(entry.name)))
       .map((entry) => (entry.isDirectory() ? { folder: entry.name, key: `${prefix}${decodeSegment(entry.name.slice(0, -1))}/` } : { key: prefix + decodeSegment(entry.name) }))
       .sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
     for (const child of children) {
@@ -404,6 +405,14 @@ function encodeSegment(segment: string): string {
 
 function decodeSegment(name: string): string {
   return name === '%' ? '' : decodeURIComponent(name);
+}
+
+function decodable(name: string): boolean {
+  try {
+    return encodeSegment(decodeSegment(name)) === name;
+  } catch {
+    return false;
+  }
 }
 
 async function* concatenated(files: readonly string[]): AsyncGenerator<Uint8Array> {

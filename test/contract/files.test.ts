@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FileBlobStore } from '../../functions/storage/files.js';
@@ -68,10 +68,13 @@ function href(url: URL): string {
   return url.href;
 }
 
-test('keys with `..`, `.` and odd characters stay inside the folder and read back; a key may also be a folder of others', async () => {
+test('keys with `..`, `.` and odd characters stay inside the folder and read back; a key may also be a folder of others; foreign files are no objects', async () => {
   const keys = ['..', '../escape', 'k', 'k/../../up', 'k/./x', 'k//y', 'k/ü?#%&', '.tmp/x'];
   for (const key of keys) await files.put(key, Buffer.from(key));
   for (const key of keys) assert.equal((await files.read(key)).toString(), key);
+  // Files the store did not write (no name it makes) are no objects.
+  await writeFile(join(dir, 'not written by the store'), 'x');
+  await writeFile(join(dir, 'bad%zz'), 'x');
   const paths = await readdir(dir, { recursive: true });
   assert.ok(paths.every((path) => !relative(dir, join(dir, path)).startsWith('..')));
   assert.deepEqual(
