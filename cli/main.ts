@@ -45,6 +45,7 @@ import { createDynamoClient, DynamoMetadataStore } from '../functions/storage/dy
 import type { AccountStore, BlobStore, MetadataStore, RetentionRule } from '../functions/storage/ports.js';
 import { countRequests } from '../functions/storage/requests.js';
 import { createS3Client, S3BlobStore } from '../functions/storage/s3.js';
+import { FileBlobStore } from '../functions/storage/files.js';
 import { SealedSecrets, SecretUnreadable, type SecretStore } from '../functions/storage/secrets.js';
 import { CacheRules } from '../functions/core/cache-rules.js';
 
@@ -594,7 +595,7 @@ async function openStore(): Promise<Target> {
     ...native,
     store: native?.store ?? new DynamoMetadataStore(dynamo, settings.table),
     secrets: () => localSecrets(resolve(dataDir, 'cache-key')),
-    blobs: s3 && new S3BlobStore(s3, env.BERTH_BUCKET),
+    blobs: env.BERTH_BLOB_DIR ? new FileBlobStore(env.BERTH_BLOB_DIR) : s3 && new S3BlobStore(s3, env.BERTH_BUCKET),
     requests: () => ({ dynamodb: dynamoRequests(), s3: s3Requests() }),
     auth: env.BERTH_AUTH,
     where: dataDir,

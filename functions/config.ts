@@ -22,6 +22,7 @@
  * | `BERTH_KEY_VALUE_STORE`    | front door: the distribution's KeyValueStore (ARN), or `file:<path>` (the emulated one), where used upload URLs are marked (unset: not marked) | |
  * | `BERTH_HOSTS`              | comma-separated host names (`name` or `name:port`) clients may use; tokens are issued and accepted for these only (unset: any) | |
  * | `BERTH_CACHE_KEY`          | key sealing the upstream credentials of cache rules, base64 of 32 bytes (unset: Secrets Manager) | |
+ * | `BERTH_BLOB_DIR`           | local server only: blobs are files in this folder instead of S3 objects (storage/files.ts) | |
  */
 import * as z from './zod.js';
 import type { AuthMode } from './auth/service.js';
@@ -58,6 +59,7 @@ const schema = z.object({
     ),
   ),
   BERTH_CACHE_KEY: z.optional(z.base64()),
+  BERTH_BLOB_DIR: z.optional(z.string().check(z.minLength(1))),
 });
 
 /** An environment variable holding an integer, with `checks` on its value. */
@@ -86,6 +88,8 @@ export interface Config {
   hosts?: string[];
   /** The key sealing cache rules' credentials (base64; the local server), or undefined: they are in Secrets Manager. */
   cacheKey?: string;
+  /** The folder of the local server's file store, or undefined: blobs are in S3. */
+  blobDir?: string;
 }
 
 /** An environment variable with a value Berth cannot use; the message names each one (one line). */
@@ -128,6 +132,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     keyValueStore: c.BERTH_KEY_VALUE_STORE,
     hosts: c.BERTH_HOSTS,
     cacheKey: c.BERTH_CACHE_KEY,
+    blobDir: c.BERTH_BLOB_DIR,
   };
 }
 

@@ -24,15 +24,20 @@ export function registryFor(
   wrapStore: (store: BlobStore) => BlobStore = (store) => store,
   /** The marks of used upload URLs (see spent-uploads.ts; the functions that write them pass it). */
   spent?: SpentUploads,
-  metadata?: MetadataStore & AccountStore,
+  /**
+   * Stores of the local server, which it makes and passes (infra/local): the native metadata store,
+   * and the file blob store of `config.blobDir` (storage/files.ts). Neither is part of the Lambda
+   * bundles (where `BERTH_BLOB_DIR` is never set; the emulated deployment refuses it).
+   */
+  local: { metadata?: MetadataStore & AccountStore; blobs?: BlobStore } = {},
 ): Registry {
   const dynamo = createDynamoClient(config.dynamo);
   const dynamoRequests = countRequests(dynamo);
   const s3 = lazyBlobStore(config.s3);
-  const store = wrapStore(s3.store);
+  const store = wrapStore(local.blobs ?? s3.store);
   // Lambda and Secrets Manager are called as the DynamoDB client's identity (its credential chain).
   const aws: AwsCaller = { region: config.s3.region, credentials: dynamo.config.credentials };
-  return createRegistry(wrap(metadata ?? new DynamoMetadataStore(dynamo, config.dynamo.table)), store, {
+  return createRegistry(wrap(local.metadata ?? new DynamoMetadataStore(dynamo, config.dynamo.table)), store, {
     requests: () => ({ dynamodb: dynamoRequests(), s3: s3.requests() }),
     delivery: config.delivery,
     uploads: { partSize: config.partSize },

@@ -54,9 +54,7 @@ export function checkUpload(key: PathKey, repository: string, text: string, now:
   const s = parseSegment(text);
   if (!s || s.version !== key.version || s.expiresAt <= now) return false;
   // Compared as signed, byte for byte: `007` and `7` are one expiry but not one path.
-  const expected = Buffer.from(signUpload(key, repository, s.id, s.expiresAt));
-  const given = Buffer.from(text);
-  return expected.length === given.length && timingSafeEqual(expected, given);
+  return sameSignature(signUpload(key, repository, s.id, s.expiresAt), text);
 }
 
 /**
@@ -66,10 +64,21 @@ export function checkUpload(key: PathKey, repository: string, text: string, now:
  * HMAC-SHA256 over `origin\n<kv>`; the deploy's custom resource derives the same value.
  */
 export function originProof(key: PathKey): string {
-  return createHmac('sha256', key.secret).update(`origin\n${key.version}`).digest('base64url');
+  return sign(key, ['origin', String(key.version)]);
+}
+
+/** base64url (no padding) of HMAC-SHA256 under `key` over the lines of `message` joined by `\n`. */
+export function sign(key: PathKey, message: readonly string[]): string {
+  return createHmac('sha256', key.secret).update(message.join('\n')).digest('base64url');
+}
+
+/** Compares a signature (or signed text) as given with the expected one, in constant time. */
+export function sameSignature(expected: string, given: string): boolean {
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function segment(key: PathKey, id: string, expiresAt: number, message: string[]): string {
-  const signature = createHmac('sha256', key.secret).update(message.join('\n')).digest('base64url');
-  return `${id}.${expiresAt}.${key.version}.${signature}`;
+  return `${id}.${expiresAt}.${key.version}.${sign(key, message)}`;
 }

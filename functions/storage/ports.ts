@@ -1,7 +1,8 @@
 /**
  * The two storage ports of the registry core. The core talks only to these interfaces;
- * `s3.ts` and `dynamodb.ts` adapt them to S3 and DynamoDB, and `test/contract` checks every
- * back end (embedded emulators, MinIO, DynamoDB Local, AWS) against the same expectations.
+ * `s3.ts` and `dynamodb.ts` adapt them to S3 and DynamoDB, `files.ts` the blob store to local files
+ * (`npm start`), and `test/contract` checks every back end (embedded emulators, the file store,
+ * MinIO, DynamoDB Local, AWS) against the same expectations.
  */
 import type { Readable } from 'node:stream';
 import type { Account, Visibility } from '../auth/accounts.js';
@@ -28,7 +29,7 @@ export interface BlobStore {
    * `limit` (≤ 1000: S3 ListObjectsV2 pages; strongly consistent).
    */
   list(prefix: string, limit: number, startAfter?: string): Promise<StoredObject[]>;
-  /** A URL that lets anyone GET the object for `expiresIn` seconds (SigV4 presigned). */
+  /** A URL that lets anyone GET the object for `expiresIn` seconds (SigV4 presigned; the file store: an HMAC-signed path of the local server). */
   presignGet(key: string, expiresIn: number): Promise<string>;
   /** A URL that lets anyone PUT part `partNumber` of a multipart upload for `expiresIn` seconds. */
   presignUploadPart(key: string, uploadId: string, partNumber: number, expiresIn: number): Promise<string>;

@@ -70,28 +70,19 @@ export async function createTable(endpoint: string, table: string, region = 'us-
  * mode too, so that the CLI can say when accounts it adds are not needed for access. With
  * `metadata: 'native'`, the native metadata store (journal `<dataDir>/metadata.journal`) replaces
  * the embedded DynamoDB, and endpoints.json records its loopback endpoint (store-rpc.ts) as
- * `BERTH_METADATA_URL`.
+ * `BERTH_METADATA_URL`. With `blobDir` blobs are files there (functions/storage/files.ts) and
+ * s3rver is not started.
  * @throws DataDirInUse when another running server holds `dataDir` (see {@link lockDataDir}).
  */
-export async function startEmulators(dataDir: string, options: { auth?: string; metadata?: 'native' | 'dynalite' } = {}): Promise<Emulators> {
+export async function startEmulators(dataDir: string, options: { auth?: string; metadata?: 'native' | 'dynalite'; blobDir?: string } = {}): Promise<Emulators> {
   const names = { table: 'berth', bucket: 'berth' };
-  await mkdir(join(dataDir, 's3'), { recursive: true });
+  await mkdir(dataDir, { recursive: true });
   const unlock = await lockDataDir(dataDir);
-  const s3 = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory: join(dataDir, 's3'),
-    configureBuckets: [{ name: names.bucket }],
-  });
-  // Before s3rver's router (the last middleware), after its error handler and XML encoder.
-  s3.middleware.splice(s3.middleware.length - 1, 0, rangeAsS3);
-  const s3Address = (await s3.run()) as AddressInfo;
+  const s3 = options.blobDir === undefined ? await startS3(join(dataDir, 's3'), names.bucket) : undefined;
   const metadata = options.metadata === 'native' ? await startNative(dataDir, names.table) : await startDynalite(dataDir, names.table);
   const env = {
     ...metadata.env,
-    BERTH_S3_ENDPOINT: `http://127.0.0.1:${s3Address.port}`,
-    BERTH_BUCKET: names.bucket,
+    ...(s3 ? { BERTH_S3_ENDPOINT: s3.endpoint, BERTH_BUCKET: names.bucket } : { BERTH_BLOB_DIR: options.blobDir! }),
     BERTH_BLOB_DELIVERY: 'stream',
     AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey,
@@ -102,11 +93,27 @@ export async function startEmulators(dataDir: string, options: { auth?: string; 
     env,
     metadata: metadata.store,
     async stop() {
-      await s3.close();
+      await s3?.server.close();
       await metadata.stop();
       await unlock();
     },
   };
+}
+
+/** s3rver on an ephemeral loopback port with its data in `directory`, the bucket created. */
+async function startS3(directory: string, bucket: string): Promise<{ server: S3rver; endpoint: string }> {
+  await mkdir(directory, { recursive: true });
+  const s3 = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory,
+    configureBuckets: [{ name: bucket }],
+  });
+  // Before s3rver's router (the last middleware), after its error handler and XML encoder.
+  s3.middleware.splice(s3.middleware.length - 1, 0, rangeAsS3);
+  const address = (await s3.run()) as AddressInfo;
+  return { server: s3, endpoint: `http://127.0.0.1:${address.port}` };
 }
 
 /**
@@ -185,6 +192,14 @@ export function localTokenKey(dataDir: string): Promise<string> {
  */
 export function localCacheKey(dataDir: string): Promise<string> {
   return localSecret(dataDir, 'cache-key');
+}
+
+/**
+ * The key that signs the file store's presigned URLs (base64 of 32 random bytes), kept in
+ * `<dataDir>/object-url-key` (mode 0600) so that URLs handed out survive a restart, as S3's do.
+ */
+export function localObjectUrlKey(dataDir: string): Promise<string> {
+  return localSecret(dataDir, 'object-url-key');
 }
 
 /**

@@ -1,9 +1,11 @@
 /**
  * `npm start`: the registry at http://localhost:5000 on the native metadata store
- * (infra/local/native-store.ts) and embedded S3, like `docker run -p 5000:5000 registry:2`;
- * `BERTH_BACKEND=emulators` puts the embedded DynamoDB emulator in the store's place. With
- * `BERTH_S3_ENDPOINT` and `BERTH_DYNAMODB_ENDPOINT` set it serves those back ends instead (MinIO
- * and DynamoDB Local, or AWS).
+ * (infra/local/native-store.ts) and blobs as files under the data folder
+ * (functions/storage/files.ts; `BERTH_BLOB_DIR` elsewhere), like `docker run -p 5000:5000
+ * registry:2`; `BERTH_BACKEND=emulators` puts the embedded DynamoDB emulator in the store's place.
+ * With `BERTH_S3_ENDPOINT` and `BERTH_DYNAMODB_ENDPOINT` set it serves those back ends instead
+ * (MinIO and DynamoDB Local, or AWS). A data folder that holds the embedded S3's objects (s3rver,
+ * before blobs were files) keeps using it.
  *
  * With `BERTH_EMULATE_LAMBDA=1` it serves the deployment as AWS would: an emulated CloudFront
  * distribution (infra/local/cloudfront-emulator.ts) runs the front door's CloudFront Function
@@ -11,7 +13,7 @@
  * everything else to the bundled Lambda handler (dist/api/index.mjs, built when missing or stale)
  * behind an emulated API Gateway HTTP API with AWS's limits (infra/local/lambda-emulator.ts).
  * Objects created under `incoming/` start the bundled `verify` function, as S3's event
- * notification does. `BERTH_FRONT_DOOR=0` leaves CloudFront out (a deployment without the front door).
+ * notification does. Blobs are then in the embedded S3 (s3rver), as deployed they are in S3. `BERTH_FRONT_DOOR=0` leaves CloudFront out (a deployment without the front door).
  * The bundled handlers reach DynamoDB as on AWS, so this mode always runs the embedded DynamoDB emulator.
  *
  * Environment: `PORT` (5000), `HOST` (127.0.0.1; 0.0.0.0 with `BERTH_AUTH=required`; any other
@@ -22,7 +24,8 @@
 import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
-import { resolve } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkRedirectTarget, ConfigError, loadConfig, type Config } from '../../functions/config.js';
 import { DEFAULT_GRACE_MS, parseDuration } from '../../functions/core/gc.js';
@@ -30,7 +33,8 @@ import { registryFor } from '../../functions/wiring.js';
 import { createCloudFrontEmulator } from './cloudfront-emulator.js';
 import { originProof } from '../../functions/core/signed-paths.js';
 import { DataDirInUse } from './data-dir.js';
-import { EMULATOR_CREDENTIALS, localCacheKey, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
+import { EMULATOR_CREDENTIALS, localCacheKey, localObjectUrlKey, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
+import { FileBlobStore } from '../../functions/storage/files.js';
 import { asyncInvoker, bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes, VERIFY_BUNDLE } from './lambda-emulator.js';
 import { BODY_IDLE_MS, createRegistryServer } from './server.js';
 import { loadTls, TlsError, type TlsFiles } from './tls.js';
@@ -49,6 +53,7 @@ Serves the registry, by default at http://localhost:5000 on embedded metadata an
   BERTH_TLS_CERT, BERTH_TLS_KEY   PEM certificate (chain) and key: HTTPS on the same port
   BERTH_BACKEND              native (the default: metadata in memory, journaled to the data folder) or
                              emulators (the embedded DynamoDB emulator, as BERTH_EMULATE_LAMBDA=1 uses)
+  BERTH_BLOB_DIR             the folder of blob files (<data folder>/blobs)
   BERTH_S3_ENDPOINT, BERTH_DYNAMODB_ENDPOINT   other back ends instead of the embedded ones (both)
   BERTH_TABLE, BERTH_BUCKET, AWS_REGION, BERTH_BLOB_DELIVERY, BERTH_PART_SIZE, BERTH_MAX_CHUNK
   BERTH_GC_INTERVAL          how often garbage collection runs (24h; first run 10 minutes after start, or
@@ -119,6 +124,19 @@ if (tls && emulateLambda) fatal('BERTH_TLS_CERT and BERTH_TLS_KEY serve the plai
 let kvsFile = '';
 
 const external = Boolean(process.env.BERTH_S3_ENDPOINT && process.env.BERTH_DYNAMODB_ENDPOINT);
+if (emulateLambda && process.env.BERTH_BLOB_DIR) fatal('BERTH_BLOB_DIR serves the plain server; the emulated deployment (BERTH_EMULATE_LAMBDA=1) keeps blobs in the embedded S3, as deployed', 2);
+
+/** Whether the data folder holds objects of the embedded S3 (s3rver), which served `npm start` before blobs were files. */
+async function holdsS3Objects(): Promise<boolean> {
+  return (await readdir(join(dataDir, 's3', 'berth')).catch(() => [])).length > 0;
+}
+// Blobs as files, unless the deployment is emulated (S3, as on AWS) or the data folder is an older one.
+const blobDir = process.env.BERTH_BLOB_DIR || (emulateLambda || external || (await holdsS3Objects()) ? undefined : join(dataDir, 'blobs'));
+// The emulated deployment's S3 would not have the blobs the data folder's metadata names.
+if (emulateLambda && !external && (await readdir(join(dataDir, 'blobs')).catch(() => [])).length > 0) {
+  fatal(`the data folder ${dataDir} keeps its blobs as files (npm start); the emulated deployment (BERTH_EMULATE_LAMBDA=1) keeps them in its embedded S3: set BERTH_DATA_DIR to another folder`, 2);
+}
+let files: FileBlobStore | undefined;
 let emulators: Emulators | undefined;
 let config: Config;
 let gcTimer: { intervalMs: number; graceMs: number } | undefined;
@@ -140,7 +158,7 @@ function gcSettings(): { intervalMs: number; graceMs: number } | undefined {
 }
 try {
   // The login mode goes to endpoints.json with the endpoints: `npx berth user add` warns when it is off.
-  emulators = external ? undefined : await startEmulators(dataDir, { auth: process.env.BERTH_AUTH, metadata: metadataBackEnd });
+  emulators = external ? undefined : await startEmulators(dataDir, { auth: process.env.BERTH_AUTH, metadata: metadataBackEnd, blobDir });
   if (emulators) Object.assign(process.env, emulators.env);
   process.env.BERTH_TOKEN_KEY ??= await localTokenKey(dataDir);
   process.env.BERTH_CACHE_KEY ??= await localCacheKey(dataDir);
@@ -163,6 +181,12 @@ try {
   // The embedded S3 is part of this process; another S3 server on this host name would see passwords.
   if (external) checkRedirectTarget(config, registryHostNames(host));
   gcTimer = gcSettings();
+  if (config.blobDir) {
+    const secret = Buffer.from(await localObjectUrlKey(dataDir), 'base64');
+    // Presigned URLs (redirects, direct uploads) are answered by this server, at the name clients use for it.
+    files = new FileBlobStore(config.blobDir, { key: { version: 1, secret }, origin: () => objectOrigin() });
+    await files.sweep();
+  }
 } catch (error) {
   await emulators?.stop();
   if (error instanceof DataDirInUse) fatal(error.message, 1);
@@ -173,7 +197,7 @@ if (emulateLambda) ensureBundle();
 
 /** The front end the clients talk to: CloudFront before API Gateway, API Gateway alone, or the plain server. */
 async function frontEnd(): Promise<Server> {
-  if (!emulateLambda) return createRegistryServer(registryFor(config, undefined, undefined, undefined, emulators?.metadata), { bodyIdleMs: idleSeconds * 1000, tls });
+  if (!emulateLambda) return createRegistryServer(registryFor(config, undefined, undefined, undefined, { metadata: emulators?.metadata, blobs: files }), { bodyIdleMs: idleSeconds * 1000, tls, objects: files });
   const gateway = createLambdaEmulator({ loadHandler: bundleLoader() });
   if (!frontDoor) return gateway;
   await new Promise<void>((done) => gateway.listen(0, '127.0.0.1', done));
@@ -200,6 +224,13 @@ async function frontEnd(): Promise<Server> {
 }
 
 const server = await frontEnd();
+
+/** `http(s)://name:port` of this server: the first of BERTH_HOSTS, else the address it listens on (loopback for every interface). */
+function objectOrigin(): string {
+  const listening = ['0.0.0.0', '::'].includes(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const name = config.hosts?.[0] ?? listening;
+  return `${tls ? 'https' : 'http'}://${/:\d+$/.test(name) ? name : `${name}:${(server.address() as AddressInfo).port}`}`;
+}
 server.once('error', (error: NodeJS.ErrnoException) => {
   const reasons: Record<string, string> = {
     EADDRINUSE: 'the port is in use (another registry? set PORT to a free port)',
@@ -210,8 +241,9 @@ server.once('error', (error: NodeJS.ErrnoException) => {
   void (emulators?.stop() ?? Promise.resolve()).finally(() => fatal(message, 1));
 });
 server.listen(port, host, () => {
-  const stores = emulators?.metadata ? 'native metadata store and embedded S3' : 'embedded DynamoDB and S3';
-  const where = emulators ? `data folder ${dataDir} (${stores})` : `back ends ${process.env.BERTH_S3_ENDPOINT} and ${process.env.BERTH_DYNAMODB_ENDPOINT}`;
+  const blobs = config.blobDir ? `blobs in ${config.blobDir}` : `blobs in ${emulators ? 'embedded S3' : process.env.BERTH_S3_ENDPOINT}`;
+  const metadata = emulators?.metadata ? 'native metadata store' : emulators ? 'embedded DynamoDB' : process.env.BERTH_DYNAMODB_ENDPOINT;
+  const where = emulators ? `data folder ${dataDir} (${metadata}; ${blobs})` : `back ends ${metadata}; ${blobs}`;
   const how = frontDoor
     ? '; emulated CloudFront front door before the bundled Lambda handler behind an emulated API Gateway HTTP API'
     : emulateLambda
@@ -226,7 +258,7 @@ server.listen(port, host, () => {
 
 if (gcTimer) {
   // In this process whatever serves the requests (the bundled handler too): one registry for the timer.
-  const collector = registryFor(config, undefined, undefined, undefined, emulators?.metadata).gc;
+  const collector = registryFor(config, undefined, undefined, undefined, { metadata: emulators?.metadata, blobs: files }).gc;
   const { intervalMs, graceMs } = gcTimer;
   let running = false;
   const collect = async () => {

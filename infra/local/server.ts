@@ -14,6 +14,8 @@ import type { Registry } from '../../functions/core/registry.js';
 import { route } from '../../functions/http/router.js';
 import type { HttpRequest } from '../../functions/http/types.js';
 import type { AuditSink } from '../../functions/http/audit.js';
+import { OBJECT_URL_PATH, type FileBlobStore } from '../../functions/storage/files.js';
+import { serveObjectUrl } from './object-urls.js';
 
 /** Where request log lines go (stdout by default). */
 export type RequestLog = (line: string) => void;
@@ -30,6 +32,8 @@ export interface ServerOptions {
   audit?: AuditSink;
   /** Certificate and key (PEM): HTTPS instead of HTTP, on the same port. */
   tls?: { cert: Buffer; key: Buffer };
+  /** The file store whose presigned URLs (`/_berth/objects/…`) this server answers, when blobs are files. */
+  objects?: FileBlobStore;
 }
 
 /**
@@ -38,7 +42,7 @@ export interface ServerOptions {
  * no bound on a whole request, since an upload of a large layer may take long.
  */
 export function createRegistryServer(registry: Registry, options: ServerOptions = {}): Server {
-  const settings = { log: options.log ?? console.log, bodyIdleMs: options.bodyIdleMs ?? BODY_IDLE_MS, audit: options.audit };
+  const settings = { log: options.log ?? console.log, bodyIdleMs: options.bodyIdleMs ?? BODY_IDLE_MS, audit: options.audit, objects: options.objects };
   const handle = (req: IncomingMessage, res: ServerResponse) => void serve(registry, req, res, settings);
   const server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handle) : createServer(handle);
   server.requestTimeout = 0;
@@ -46,7 +50,7 @@ export function createRegistryServer(registry: Registry, options: ServerOptions 
   return server;
 }
 
-type ServerSettings = Required<Omit<ServerOptions, 'audit' | 'tls'>> & Pick<ServerOptions, 'audit'>;
+type ServerSettings = Required<Omit<ServerOptions, 'audit' | 'tls' | 'objects'>> & Pick<ServerOptions, 'audit' | 'objects'>;
 
 interface BodyState {
   /** Body bytes the handler read. */
@@ -58,6 +62,12 @@ interface BodyState {
 async function serve(registry: Registry, req: IncomingMessage, res: ServerResponse, settings: ServerSettings): Promise<void> {
   const { log } = settings;
   const started = performance.now();
+  if (settings.objects && req.url?.startsWith(OBJECT_URL_PATH)) {
+    const status = await serveObjectUrl(settings.objects, req, res);
+    // Without the query: it holds the signature.
+    log(`${req.method} ${req.url.split('?')[0]} ${status} ${(performance.now() - started).toFixed(1)}ms`);
+    return;
+  }
   const received: BodyState = { bytes: 0, stalled: false };
   const request = toRequest(req, received, settings.bodyIdleMs);
   let sent = 0;

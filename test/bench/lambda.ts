@@ -58,7 +58,8 @@ export async function lambdaBench(options: { coldRuns: number; variantRuns: numb
   const code = (await readdir(join(ROOT, 'dist/api'), { recursive: true })).filter((f) => f.endsWith('.mjs')).sort();
   const bundleGzipBytes = gzipSync(Buffer.concat(await Promise.all(code.map((f) => readFile(join(ROOT, 'dist/api', f))))), { level: 9 }).length;
 
-  const stack = await startRegistry({ BERTH_BLOB_DELIVERY: 'redirect' });
+  // The bundle stores blobs in S3, as deployed.
+  const stack = await startRegistry({ BERTH_BLOB_DELIVERY: 'redirect' }, undefined, undefined, { blobs: 's3' });
   const scratch = join(ROOT, 'test/bench', `.variants-${RUN_ID}`);
   try {
     const repository = `bench/cold-${RUN_ID}`;

@@ -1,12 +1,12 @@
 /**
- * The direct upload extension over sockets: parts go to the S3 back end through presigned URLs
- * (s3rver, or MinIO with its signature checks), the registry verifies the digest itself.
+ * The direct upload extension over sockets: parts go to the blob store through presigned URLs (the
+ * file store's, answered by the registry server as npm start does; s3rver; or MinIO with its
+ * signature checks), the registry verifies the digest itself.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { startRegistry, type TestRegistry } from '../support/stack.js';
-import { BlobStoreProbe } from './probe.js';
 
 let stack: TestRegistry;
 before(async () => (stack = await startRegistry({ BERTH_AUTH: 'off' })));
@@ -88,7 +88,7 @@ test('a wrong digest: DIGEST_INVALID, nothing visible, the data removed', async 
   for (const digest of [claimed, sha256(blob)]) {
     assert.equal((await fetch(`${stack.url}/v2/direct/app/blobs/${digest}`, { method: 'HEAD' })).status, 404);
   }
-  assert.equal(await new BlobStoreProbe(stack).size(`blobs/${started.id}`), undefined, 'the S3 object is gone');
+  assert.equal(await stack.blobs.size(`blobs/${started.id}`), undefined, 'the S3 object is gone');
 });
 
 test('completion needs every part in order; a short upload is refused; the empty blob works', async () => {

@@ -7,16 +7,11 @@ import assert from 'node:assert/strict';
 import { parseManifest } from '../../functions/core/manifest.js';
 import type { Digest } from '../../functions/core/grammar.js';
 import type { BlobStore, MetadataStore } from '../../functions/storage/ports.js';
-import { createS3Client, S3BlobStore } from '../../functions/storage/s3.js';
-import { metadataOf, type Metadata, type TestRegistry } from '../support/stack.js';
+import { blobStoreOf, metadataOf, type Metadata, type TestRegistry } from '../support/stack.js';
 
 /** Unwrapped adapters on the stack's back ends (no fault injection, no recording). */
 export function storesOf(stack: TestRegistry): { metadata: Metadata; blobs: BlobStore } {
-  const { s3 } = stack.backends.config;
-  return {
-    metadata: metadataOf(stack.backends),
-    blobs: new S3BlobStore(createS3Client(s3), s3.bucket),
-  };
+  return { metadata: metadataOf(stack.backends), blobs: blobStoreOf(stack.backends) };
 }
 
 /** Objects under `blobs/` and their total size (the bytes blob data occupies in S3). */

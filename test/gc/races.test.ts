@@ -129,7 +129,7 @@ describe('garbage collection under faults and load', () => {
   });
 
   test('npx berth gc killed with SIGKILL mid-run leaves everything reachable intact; the next run finishes', async (t) => {
-    if (stack.backends.label.startsWith('external')) return t.skip('the CLI reaches S3 only through the embedded emulators\' endpoints.json');
+    if (stack.backends.label.startsWith('external')) return t.skip('the CLI reaches the blobs only through the embedded back ends\' endpoints.json');
     const repo = uniqueRepo('killed');
     const kept = await api.pushImage(repo, 'kept');
     const dropped = [];

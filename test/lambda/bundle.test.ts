@@ -17,7 +17,8 @@ type Handler = (event: APIGatewayProxyEventV2, context: unknown) => Promise<APIG
 let backends: Backends;
 let handler: Handler;
 before(async () => {
-  backends = await startBackends({ BERTH_BLOB_DELIVERY: 'redirect' });
+  // The bundled handlers store blobs in S3, as deployed.
+  backends = await startBackends({ BERTH_BLOB_DELIVERY: 'redirect' }, { blobs: 's3' });
   const { config } = backends;
   Object.assign(process.env, {
     BERTH_TABLE: config.dynamo.table,

@@ -37,7 +37,7 @@ test('without logins and without HOST: loopback only, and the banner says so, wi
   const registry = await RegistryProcess.start(cleanup);
   assert.equal(
     banner(registry),
-    `berth: registry listening on http://127.0.0.1:${registry.port} (this machine only); anonymous full access (no logins; BERTH_AUTH=required asks for them); data folder ${registry.dataDir} (native metadata store and embedded S3)`,
+    `berth: registry listening on http://127.0.0.1:${registry.port} (this machine only); anonymous full access (no logins; BERTH_AUTH=required asks for them); data folder ${registry.dataDir} (native metadata store; blobs in ${registry.dataDir}/blobs)`,
   );
   if (lanAddress) assert.equal(await answers(lanAddress, registry.port), false, `not served on ${lanAddress}`);
 });

@@ -1,6 +1,6 @@
 /**
  * Blob GETs with `Range` answered as S3 answers them, on every delivery mode of `npm start`: Berth
- * streaming (the default), redirects to the embedded S3 (`BERTH_EMULATE_LAMBDA=1
+ * streaming (the default) from the file store, redirects to the file store's presigned URLs, redirects to the embedded S3 (`BERTH_EMULATE_LAMBDA=1
  * BERTH_FRONT_DOOR=0`), and the emulated CloudFront reading it (`BERTH_EMULATE_LAMBDA=1`).
  */
 import assert from 'node:assert/strict';
@@ -30,6 +30,7 @@ const CASES: Array<[string, [number, number] | 416]> = [
 
 const MODES: Array<[string, Record<string, string>]> = [
   ['streamed by Berth (npm start)', {}],
+  ['redirected to the file store\'s presigned URLs on the same port (BERTH_BLOB_DELIVERY=redirect npm start)', { BERTH_BLOB_DELIVERY: 'redirect' }],
   ['redirected to the embedded S3 (BERTH_EMULATE_LAMBDA=1 BERTH_FRONT_DOOR=0)', { BERTH_EMULATE_LAMBDA: '1', BERTH_FRONT_DOOR: '0' }],
   ['through the emulated CloudFront (BERTH_EMULATE_LAMBDA=1)', { BERTH_EMULATE_LAMBDA: '1' }],
 ];

@@ -1,6 +1,7 @@
 /**
- * Test back ends and servers over real sockets. By default the embedded emulators in a fresh
- * temporary folder; with `BERTH_TEST_S3_ENDPOINT` and `BERTH_TEST_DYNAMODB_ENDPOINT` set, a real
+ * Test back ends and servers over real sockets. By default the back ends of `npm start` in a fresh
+ * temporary folder: the embedded DynamoDB and blobs as files (`BERTH_TEST_BLOBS=s3rver`: the
+ * embedded S3 instead); with `BERTH_TEST_S3_ENDPOINT` and `BERTH_TEST_DYNAMODB_ENDPOINT` set, a real
  * S3-compatible server and DynamoDB (MinIO and moto_server in CI: test/backends/start.sh), each
  * test stack on its own fresh table and bucket.
  */
@@ -15,7 +16,8 @@ import type { Registry } from '../../functions/core/registry.js';
 import type { AuditRecord } from '../../functions/http/audit.js';
 import type { AccountStore, BlobStore, MetadataStore } from '../../functions/storage/ports.js';
 import { createDynamoClient, DynamoMetadataStore } from '../../functions/storage/dynamodb.js';
-import { createS3Client } from '../../functions/storage/s3.js';
+import { FileBlobStore } from '../../functions/storage/files.js';
+import { createS3Client, S3BlobStore } from '../../functions/storage/s3.js';
 import { registryFor } from '../../functions/wiring.js';
 import { createTable, EMULATOR_CREDENTIALS, startEmulators } from '../../infra/local/emulators.js';
 import { createRegistryServer } from '../../infra/local/server.js';
@@ -32,7 +34,18 @@ export interface Backends {
   dataDir: string;
   /** The native metadata store (`npm start`'s default), when it replaces DynamoDB. */
   metadata?: MetadataStore & AccountStore;
+  /** Signs the presigned URLs of a file store (the same for every server on these back ends). */
+  objectUrlKey: Buffer;
   stop(): Promise<void>;
+}
+
+/** Where blobs go: the file store (as `npm start`), or S3 (the embedded s3rver, or the external S3). */
+export type BlobBackend = 'files' | 's3';
+
+/** The blob store of `backends`, as another process sees it (no presigned URLs from a file store). */
+export function blobStoreOf(backends: Backends): BlobStore {
+  const { config } = backends;
+  return config.blobDir ? new FileBlobStore(config.blobDir) : new S3BlobStore(createS3Client(config.s3), config.s3.bucket);
 }
 
 /** Test defaults: anonymous access as `npm start` has it, and a fresh signing key. */
@@ -41,19 +54,27 @@ const TEST_DEFAULTS = () => ({ BERTH_AUTH: 'off', BERTH_TOKEN_KEY: randomBytes(3
 /** The metadata store and account store both ports name. */
 export type Metadata = MetadataStore & AccountStore;
 
+/** Which embedded back ends a test stack gets (see {@link startBackends}). */
+export interface BackendChoice {
+  /** `native`: the native metadata store, as `npm start` has it; default `BERTH_TEST_METADATA`, else the DynamoDB emulator. */
+  metadata?: 'native' | 'dynalite';
+  /** Where blob bytes go: files (as `npm start`; the default) or S3 (`BERTH_TEST_BLOBS=s3rver`; the bundled Lambda handlers need S3). */
+  blobs?: BlobBackend;
+}
+
 /**
- * Starts (or connects to) the back ends; extra config variables may override defaults. `metadata:
- * 'native'` (default: `BERTH_TEST_METADATA=native`) starts the embedded S3 with the native metadata
- * store, as `npm start` does by default (whatever the external back ends configured).
+ * Starts (or connects to) the back ends; extra config variables may override defaults. With
+ * `BERTH_TEST_S3_ENDPOINT` and `BERTH_TEST_DYNAMODB_ENDPOINT` set, those (unless `metadata:
+ * 'native'` is asked for); otherwise the embedded back ends of `choice`.
  */
-export async function startBackends(
-  extra: Record<string, string> = {},
-  options: { metadata?: 'native' } = { metadata: process.env.BERTH_TEST_METADATA === 'native' ? 'native' : undefined },
-): Promise<Backends> {
+export async function startBackends(extra: Record<string, string> = {}, choice: BackendChoice = {}): Promise<Backends> {
+  const metadata = choice.metadata ?? (process.env.BERTH_TEST_METADATA === 'native' ? 'native' : 'dynalite');
+  const blobs = choice.blobs ?? (process.env.BERTH_TEST_BLOBS === 's3rver' ? 's3' : 'files');
   const overrides = { ...TEST_DEFAULTS(), ...extra };
   const s3 = process.env.BERTH_TEST_S3_ENDPOINT;
   const dynamo = process.env.BERTH_TEST_DYNAMODB_ENDPOINT;
-  if (s3 && dynamo && options.metadata !== 'native') {
+  const objectUrlKey = randomBytes(32);
+  if (s3 && dynamo && metadata !== 'native') {
     const names = { table: `berth-${randomBytes(4).toString('hex')}`, bucket: `berth-${randomBytes(4).toString('hex')}` };
     const env = {
       BERTH_S3_ENDPOINT: s3,
@@ -70,16 +91,18 @@ export async function startBackends(
     const dataDir = await mkdtemp(join(tmpdir(), 'berth-test-'));
     const record = { BERTH_DYNAMODB_ENDPOINT: dynamo, BERTH_TABLE: names.table, ...EMULATOR_ENV_CREDENTIALS, BERTH_AUTH: overrides.BERTH_AUTH };
     await writeFile(join(dataDir, 'endpoints.json'), JSON.stringify(record));
-    return { config, label: 'external S3 + DynamoDB', dataDir, stop: () => rm(dataDir, { recursive: true, force: true }) };
+    return { config, label: 'external S3 + DynamoDB', dataDir, objectUrlKey, stop: () => rm(dataDir, { recursive: true, force: true }) };
   }
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
-  const emulators = await startEmulators(dir, { auth: overrides.BERTH_AUTH, metadata: options.metadata ?? 'dynalite' });
+  const files = blobs === 'files';
+  const emulators = await startEmulators(dir, { auth: overrides.BERTH_AUTH, metadata, blobDir: files ? join(dir, 'blobs') : undefined });
   const config = withCredentials(loadConfig({ ...emulators.env, ...overrides }));
   return {
     config,
-    label: emulators.metadata ? 'embedded S3 emulator + native metadata store' : 'embedded emulators',
+    label: `${emulators.metadata ? 'native metadata store' : 'embedded DynamoDB'}, ${files ? 'blobs as files' : 'embedded S3'}`,
     dataDir: dir,
     metadata: emulators.metadata,
+    objectUrlKey,
     async stop() {
       await emulators.stop();
       await rm(dir, { recursive: true, force: true });
@@ -119,6 +142,8 @@ export interface TestRegistry {
   host: string;
   port: number;
   registry: Registry;
+  /** The blob store the registry uses, before any `wrapStore`. */
+  blobs: BlobStore;
   backends: Backends;
   /** Request log lines, for assertions on what reached the server. */
   log: string[];
@@ -130,13 +155,17 @@ export interface TestRegistry {
 /** Metadata store for the registry, to stand between it and the real adapter (counting calls). */
 export type StoreWrapper = (store: MetadataStore & AccountStore) => MetadataStore & AccountStore;
 
-/** Starts back ends and a registry server on them; `wrap` sees every metadata store call, `wrapStore` every blob store call. */
+/**
+ * Starts back ends and a registry server on them; `wrap` sees every metadata store call, `wrapStore`
+ * every blob store call; `choice` picks the embedded back ends (see startBackends).
+ */
 export async function startRegistry(
   overrides: Record<string, string> = {},
   wrap: StoreWrapper = (store) => store,
   wrapStore: (store: BlobStore) => BlobStore = (store) => store,
+  choice: BackendChoice = {},
 ): Promise<TestRegistry> {
-  const backends = await startBackends(overrides);
+  const backends = await startBackends(overrides, choice);
   const served = await serveRegistry(backends, wrap, wrapStore);
   return {
     ...served,
@@ -156,17 +185,23 @@ export async function serveRegistry(
   wrap: StoreWrapper = (store) => store,
   wrapStore: (store: BlobStore) => BlobStore = (store) => store,
 ): Promise<TestRegistry> {
-  const registry = registryFor(backends.config, wrap, wrapStore, undefined, backends.metadata);
+  let url = '';
+  const { config } = backends;
+  // As npm start: this server answers the file store's presigned URLs.
+  const files = config.blobDir ? new FileBlobStore(config.blobDir, { key: { version: 1, secret: backends.objectUrlKey }, origin: () => url }) : undefined;
+  const registry = registryFor(config, wrap, wrapStore, undefined, { metadata: backends.metadata, blobs: files });
   const log: string[] = [];
   const audit: AuditRecord[] = [];
-  const server = createRegistryServer(registry, { log: (line) => log.push(line), audit: (record) => audit.push(record) });
+  const server = createRegistryServer(registry, { log: (line) => log.push(line), audit: (record) => audit.push(record), objects: files });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
+  url = `http://127.0.0.1:${port}`;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     host: `127.0.0.1:${port}`,
     port,
     registry,
+    blobs: files ?? blobStoreOf(backends),
     backends,
     log,
     audit,

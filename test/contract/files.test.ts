@@ -1,0 +1,108 @@
+/**
+ * What only the file store of `npm start` (functions/storage/files.ts) has to show: its presigned
+ * URLs refuse expired and tampered signatures as S3 does (403 with S3's XML error), keys cannot
+ * leave its folder, and a process killed with SIGKILL while it writes leaves no partial object.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdir, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { FileBlobStore } from '../../functions/storage/files.js';
+import { fileSubject } from '../support/files.js';
+
+let files: FileBlobStore;
+let dir: string;
+let stop: () => Promise<void>;
+before(async () => ({ files, dir, stop } = await fileSubject()));
+after(() => stop());
+
+async function s3Answer(url: string, init?: RequestInit): Promise<{ status: number; code?: string; message?: string }> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  return { status: response.status, code: /<Code>([^<]+)<\/Code>/.exec(text)?.[1], message: /<Message>([^<]+)<\/Message>/.exec(text)?.[1] };
+}
+
+describe('presigned URLs of the file store', () => {
+  test('an expired URL is refused: 403 AccessDenied, "Request has expired"', async () => {
+    await files.put('p/expiring', Buffer.from('bytes'));
+    const url = await files.presignGet('p/expiring', 1);
+    assert.equal((await fetch(url)).status, 200);
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    assert.deepEqual(await s3Answer(url), { status: 403, code: 'AccessDenied', message: 'Request has expired' });
+  });
+
+  test('a tampered URL is refused: 403 SignatureDoesNotMatch', async () => {
+    await files.put('p/one', Buffer.from('one'));
+    await files.put('p/two', Buffer.from('two'));
+    const url = new URL(await files.presignGet('p/one', 60));
+    const tampered = [
+      url.href.replace('/p/one?', '/p/two?'),
+      url.href.replace(/X-Berth-Expires=(\d+)/, (_, e) => `X-Berth-Expires=${Number(e) + 3600}`),
+      url.href.replace(/X-Berth-Signature=(.)/, (_, c) => `X-Berth-Signature=${c === 'A' ? 'B' : 'A'}`),
+      url.href.replace(/&?X-Berth-Signature=[^&]*/, ''),
+    ];
+    for (const href of tampered) assert.deepEqual((await s3Answer(href)).code, 'SignatureDoesNotMatch', href);
+    assert.equal((await s3Answer(href(url), { method: 'PUT', body: 'x' })).status, 403, 'a GET URL does not PUT');
+    const id = await files.createMultipart('p/parts');
+    const part = await files.presignUploadPart('p/parts', id, 1, 60);
+    assert.equal((await s3Answer(part.replace('partNumber=1', 'partNumber=2'), { method: 'PUT', body: 'x' })).status, 403, 'another part number');
+    assert.equal((await s3Answer(part)).status, 403, 'a part URL does not GET');
+    const put = await fetch(part, { method: 'PUT', body: 'part' });
+    assert.equal(put.status, 200);
+    assert.match(put.headers.get('etag') ?? '', /^".+"$/);
+  });
+
+  test('a missing object is 404 NoSuchKey, an unsatisfiable range 416 InvalidRange, as S3', async () => {
+    assert.deepEqual(await s3Answer(await files.presignGet('p/missing', 60)), { status: 404, code: 'NoSuchKey', message: 'The specified key does not exist.' });
+    await files.put('p/short', Buffer.from('short'));
+    assert.equal((await s3Answer(await files.presignGet('p/short', 60), { headers: { Range: 'bytes=5-' } })).code, 'InvalidRange');
+    const aborted = await files.createMultipart('p/aborted');
+    const url = await files.presignUploadPart('p/aborted', aborted, 1, 60);
+    await files.abortMultipart('p/aborted', aborted);
+    assert.equal((await s3Answer(url, { method: 'PUT', body: 'x' })).code, 'NoSuchUpload');
+  });
+});
+
+function href(url: URL): string {
+  return url.href;
+}
+
+test('keys with `..`, `.` and odd characters stay inside the folder and read back; a key may also be a folder of others; foreign files are no objects', async () => {
+  const keys = ['..', '../escape', 'k', 'k/../../up', 'k/./x', 'k//y', 'k/ü?#%&', '.tmp/x'];
+  for (const key of keys) await files.put(key, Buffer.from(key));
+  for (const key of keys) assert.equal((await files.read(key)).toString(), key);
+  // Files the store did not write (no name it makes) are no objects.
+  await writeFile(join(dir, 'not written by the store'), 'x');
+  await writeFile(join(dir, 'bad%zz'), 'x');
+  const paths = await readdir(dir, { recursive: true });
+  assert.ok(paths.every((path) => !relative(dir, join(dir, path)).startsWith('..')));
+  assert.deepEqual(
+    (await files.list('', 100)).map((o) => o.key).filter((key) => !key.startsWith('p/')),
+    [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+  );
+});
+
+test('kill -9 while writing (put, multipart complete) leaves whole objects or none', async () => {
+  const MiB = 1024 * 1024;
+  const root = join(dir, '..', 'killed');
+  let interrupted = 0;
+  for (let round = 0; round < 5; round++) {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/contract/fixtures/file-writer.ts', root], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 700));
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const store = new (files.constructor as typeof FileBlobStore)(root);
+    for (const object of await store.list('', 1000)) {
+      const n = Number(object.key.split('/')[1]);
+      const bytes = await store.read(object.key);
+      assert.equal(bytes.length, object.key.startsWith('w/') ? 4 * MiB : 8 * MiB, `${object.key} is whole`);
+      assert.ok(bytes.every((b) => b === n % 251), `${object.key} holds its own bytes`);
+    }
+    if ((await readdir(join(root, '.tmp')).catch(() => [])).length > 0) interrupted++;
+    await store.sweep(0);
+    assert.deepEqual(await readdir(join(root, '.tmp')), [], 'sweep removes what the killed writer left');
+  }
+  assert.ok(interrupted > 0, 'at least one kill hit a write in flight');
+});
