@@ -3,7 +3,8 @@
 // on demand (dist/<function>/chunks/), AWS SDK included so the code runs against the SDK version
 // it was tested with.
 import { build } from 'esbuild';
-import { buildCli } from '../cli/build.mjs';
+import { CLI } from '../cli/build.mjs';
+import { LOCAL_SERVER } from './local/program.mjs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -71,4 +72,5 @@ async function removeStale(written) {
   }
 }
 
-console.log(`dist/cli.mjs (npx berth): ${await buildCli()} bytes`);
+console.log(`dist/cli.mjs (npx berth): ${await CLI.build()} bytes`);
+console.log(`dist/local/main.mjs (npm start): ${await LOCAL_SERVER.build()} bytes`);

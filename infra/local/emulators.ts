@@ -8,7 +8,6 @@
  * (native-store.ts) by default, served to other processes by store-rpc.ts.
  */
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
-import dynalite from 'dynalite';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -17,15 +16,16 @@ import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import S3rver, { type S3rverContext } from 's3rver';
+import type S3rver from 's3rver';
+import type { S3rverContext } from 's3rver';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createDynamoClient } from '../../functions/storage/dynamodb.js';
 import { lockDataDir } from './data-dir.js';
 import { NativeMetadataStore, nativeJournal } from './native-store.js';
 import { serveStore } from './store-rpc.js';
 
-/** s3rver's error, which its error handler answers as S3's XML error. */
-const S3Error = createRequire(import.meta.url)('s3rver/lib/models/error') as new (code: string, message: string, detail?: Record<string, unknown>) => Error;
+/** s3rver's error, which its error handler answers as S3's XML error (read when s3rver is started). */
+type S3ErrorClass = new (code: string, message: string, detail?: Record<string, unknown>) => Error;
 
 /** Fixed credentials: the emulators accept any, the SDK insists on some. */
 export const EMULATOR_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -103,6 +103,8 @@ export async function startEmulators(dataDir: string, options: { auth?: string; 
 /** s3rver on an ephemeral loopback port with its data in `directory`, the bucket created. */
 async function startS3(directory: string, bucket: string): Promise<{ server: S3rver; endpoint: string }> {
   await mkdir(directory, { recursive: true });
+  // Both emulators load only when asked for: npm start's native back ends need neither.
+  const { default: S3rver } = await import('s3rver');
   const s3 = new S3rver({
     address: '127.0.0.1',
     port: 0,
@@ -147,6 +149,7 @@ interface MetadataBackEnd {
 }
 
 async function startDynalite(dataDir: string, table: string): Promise<MetadataBackEnd> {
+  const { default: dynalite } = await import('dynalite');
   const dynamo: Server = dynalite({ path: join(dataDir, 'dynamodb'), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolve, reject) => dynamo.once('error', reject).listen(0, '127.0.0.1', resolve));
   const endpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
@@ -270,7 +273,7 @@ async function rangeAsS3(ctx: S3rverContext, next: () => Promise<void>): Promise
   const range = s3Range(header, size);
   if (range === undefined) return;
   (ctx.body as Readable | undefined)?.destroy();
-  if (range === 'unsatisfiable') throw new S3Error('InvalidRange', 'The requested range is not satisfiable', { RangeRequested: header, ActualObjectSize: size });
+  if (range === 'unsatisfiable') throw new (createRequire(import.meta.url)('s3rver/lib/models/error') as S3ErrorClass)('InvalidRange', 'The requested range is not satisfiable', { RangeRequested: header, ActualObjectSize: size });
   // A HEAD has no body to replace (and Koa would answer 204 without Content-Type for an empty one).
   if (ctx.method === 'GET') ctx.body = createReadStream(ctx.store.getResourcePath(bucket, key, 'object'), range);
   ctx.status = 206;

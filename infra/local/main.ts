@@ -203,7 +203,8 @@ async function frontEnd(): Promise<Server> {
   await new Promise<void>((done) => gateway.listen(0, '127.0.0.1', done));
   const verify = asyncInvoker(bundleLoader(VERIFY_BUNDLE));
   return createCloudFrontEmulator({
-    functionFile: fileURLToPath(new URL('../aws/frontdoor/function.js', import.meta.url)),
+    // From infra/local/ and from its bundle in dist/local/ alike.
+    functionFile: fileURLToPath(new URL('../../infra/aws/frontdoor/function.js', import.meta.url)),
     kvsFile,
     origins: {
       api: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`,

@@ -1,6 +1,6 @@
 /**
- * Berth as `npm start` runs it (`node --import tsx infra/local/main.ts`: the native metadata store
- * and embedded S3, or the emulators with `BERTH_BACKEND=emulators` in the environment) on a
+ * Berth as `npm start` runs it (`node infra/local/start.mjs`, infra/local/main.ts bundled: the native
+ * metadata store and blobs as files, or the emulators with `BERTH_BACKEND=emulators` in the environment) on a
  * free port over a fresh data folder, its output going to a file like the reference registry's
  * (so that reading its request log costs the benchmark process nothing).
  */
@@ -35,7 +35,7 @@ export class BerthProcess {
     for (const name of ['HOST', 'BERTH_S3_ENDPOINT', 'BERTH_DYNAMODB_ENDPOINT', 'BERTH_AUTH', 'BERTH_BLOB_DELIVERY', 'BERTH_PART_SIZE', 'NODE_OPTIONS']) delete env[name];
     Object.assign(env, { PORT: String(port), HOST: '127.0.0.1', BERTH_DATA_DIR: dataDir });
     const log = openSync(logFile, 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], { cwd: ROOT, env, stdio: ['ignore', log, log] });
+    const child = spawn(process.execPath, ['infra/local/start.mjs'], { cwd: ROOT, env, stdio: ['ignore', log, log] });
     closeSync(log);
     const berth = new BerthProcess(port, dataDir, logFile, child);
     cleanup.add(`stop Berth (pid ${child.pid})`, () => stopChild(child));

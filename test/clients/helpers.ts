@@ -36,7 +36,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** A running `npm start` (`node --import tsx infra/local/main.ts`) child process. */
+/** A running `npm start` (`node infra/local/start.mjs`: infra/local/main.ts bundled) child process. */
 export interface Berth {
   /** `127.0.0.1:<port>`, as clients name the registry. */
   host: string;
@@ -50,7 +50,7 @@ export async function startBerth(): Promise<Berth> {
   const port = await freePort();
   const dataDir = await mkdtemp(join(tmpdir(), 'berth-clients-'));
   const external = externalBackends() ? await provision('clients') : {};
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], {
+  const child: ChildProcess = spawn(process.execPath, ['infra/local/start.mjs'], {
     cwd: root,
     // Anonymous access, as `npm start` has it by default: these tests are about the protocol.
     env: { ...process.env, ...external, PORT: String(port), HOST: '127.0.0.1', BERTH_DATA_DIR: dataDir, BERTH_AUTH: 'off' },

@@ -53,7 +53,7 @@ port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{
 data=$(mktemp -d)
 log=$(mktemp)
 [ "${BERTH_CONFORMANCE_AUTH:-}" = 1 ] && export BERTH_AUTH=required
-PORT=$port HOST=127.0.0.1 BERTH_DATA_DIR="$data" node --import tsx infra/local/main.ts >"$log" 2>&1 &
+PORT=$port HOST=127.0.0.1 BERTH_DATA_DIR="$data" node infra/local/start.mjs >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data" "$log"' EXIT
 v2() { curl -s -o /dev/null -w '%{http_code}' "$@" "http://127.0.0.1:$port/v2/"; } # 200, or 401 with auth required

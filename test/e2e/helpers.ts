@@ -221,7 +221,7 @@ export function httpsStatus(url: string, ca: string): Promise<number | undefined
   });
 }
 
-/** `npm start` as a child process: `node --import tsx infra/local/main.ts`. */
+/** `npm start` as a child process: `node infra/local/start.mjs` (infra/local/main.ts bundled). */
 export class RegistryProcess {
   /** Everything it printed (stdout and stderr), one entry per line. */
   readonly lines: string[] = [];
@@ -273,7 +273,7 @@ export class RegistryProcess {
     delete env.BERTH_AUTH;
     Object.assign(env, options.env, { PORT: String(port), BERTH_DATA_DIR: dataDir });
     const ready = env.BERTH_AUTH === 'required' ? 401 : 200;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['infra/local/start.mjs'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const registry = new RegistryProcess(port, dataDir, child, options.ca ? 'https' : 'http');
     cleanup.add(`stop registry (pid ${child.pid})`, () => stopChild(child));
     child.stdout!.setEncoding('utf8').on('data', (text: string) => registry.take(text));

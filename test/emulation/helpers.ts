@@ -32,13 +32,13 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts `infra/local/main.ts` with `BERTH_EMULATE_LAMBDA=1` (one node process, stopped by its PID). */
+/** Starts `npm start` (infra/local/start.mjs) with `BERTH_EMULATE_LAMBDA=1` (one node process, stopped by its PID). */
 export async function startEmulatedRegistry(env: Record<string, string> = {}): Promise<EmulatedRegistry> {
   const dataDir = await mkdtemp(join(tmpdir(), 'berth-emulated-'));
   const port = await freePort();
   // On the back-end run (MinIO + moto) the deployment is emulated on them, each registry on a fresh table and bucket.
   const external = externalBackends() ? await provision('emulated') : {};
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], {
+  const child: ChildProcess = spawn(process.execPath, ['infra/local/start.mjs'], {
     cwd: ROOT,
     env: { ...process.env, ...external, PORT: String(port), HOST: '127.0.0.1', BERTH_DATA_DIR: dataDir, BERTH_EMULATE_LAMBDA: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -9,5 +9,5 @@ export function berth(args: string[], options: { dataDir?: string; input?: strin
 
 /** Runs `npm start -- <args>` (infra/local/main.ts) until it exits, or kills it after `timeoutMs`. */
 export function start(args: string[], env: Record<string, string | undefined>, timeoutMs = 30_000): Promise<RunResult> {
-  return run(process.execPath, ['--import', 'tsx', 'infra/local/main.ts', ...args], { env, timeoutMs });
+  return run(process.execPath, ['infra/local/start.mjs', ...args], { env, timeoutMs });
 }
