@@ -10,6 +10,17 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Cleanup, freePort, ROOT, stopChild, waitFor } from '../e2e/helpers.js';
 
+/**
+ * The arguments of `node` in package.json's `start` script (`exec node <flags> <file>`), so that the
+ * benchmark runs exactly what `npm start` runs (its V8 flags included) as a process of its own.
+ */
+async function npmStartArguments(): Promise<string[]> {
+  const { scripts } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const words = scripts.start.trim().split(/\s+/);
+  if (words[0] !== 'exec' || words[1] !== 'node') throw new Error(`package.json's start script is not "exec node …": ${scripts.start}`);
+  return words.slice(2);
+}
+
 export class BerthProcess {
   private constructor(
     readonly port: number,
@@ -35,7 +46,7 @@ export class BerthProcess {
     for (const name of ['HOST', 'BERTH_S3_ENDPOINT', 'BERTH_DYNAMODB_ENDPOINT', 'BERTH_AUTH', 'BERTH_BLOB_DELIVERY', 'BERTH_PART_SIZE', 'NODE_OPTIONS']) delete env[name];
     Object.assign(env, { PORT: String(port), HOST: '127.0.0.1', BERTH_DATA_DIR: dataDir });
     const log = openSync(logFile, 'a');
-    const child = spawn(process.execPath, ['infra/local/start.mjs'], { cwd: ROOT, env, stdio: ['ignore', log, log] });
+    const child = spawn(process.execPath, await npmStartArguments(), { cwd: ROOT, env, stdio: ['ignore', log, log] });
     closeSync(log);
     const berth = new BerthProcess(port, dataDir, logFile, child);
     cleanup.add(`stop Berth (pid ${child.pid})`, () => stopChild(child));
