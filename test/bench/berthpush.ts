@@ -45,6 +45,6 @@ export async function berthPushRounds(
     }
     await forget(docker, source);
   }
-  const note = `\`berth push\` wall times include the CLI's start (\`npx\` + tsx compiling the TypeScript CLI): \`npx berth push --help\` alone took ${median(startup).toFixed(2)} s (median of ${startup.length}).`;
+  const note = `\`berth push\` wall times include the CLI's start (\`npx\`, then Node loading the bundled CLI, dist/cli.mjs): \`npx berth push --help\` alone took ${median(startup).toFixed(2)} s (median of ${startup.length}).`;
   return { rows: [row], note };
 }

@@ -173,8 +173,9 @@ function lambdaRequests(registry: RegistryProcess, mark: number): LambdaRequest[
 function describeRequests(requests: LambdaRequest[], rounds: number): string {
   const byMethod = new Map<string, number>();
   for (const { method } of requests) byMethod.set(method, (byMethod.get(method) ?? 0) + 1);
-  const counts = [...byMethod].map(([method, n]) => `${method} ${n / rounds}`).join(', ');
-  return `${requests.length / rounds} requests a round (${counts}), median ${median(requests.map((r) => r.ms)).toFixed(1)} ms each`;
+  const perRound = (n: number) => Number((n / rounds).toFixed(1));
+  const counts = [...byMethod].map(([method, n]) => `${method} ${perRound(n)}`).join(', ');
+  return `${perRound(requests.length)} requests a round (${counts}), median ${median(requests.map((r) => r.ms)).toFixed(1)} ms each`;
 }
 
 export interface FrontdoorResult {
@@ -340,7 +341,7 @@ export async function frontdoorRounds(cleanup: Cleanup, rounds: number, layerMiB
     `Lambda path per request (docker 20.10 and ${SMALL.title} through the emulated deployment, ${rounds} round(s); the API Gateway + Lambda emulator's time from request to answer, handler included): push ${describeRequests(small.requests.push, rounds)}; pull ${describeRequests(small.requests.pull, rounds)}.`,
   );
   notes.push(
-    `Front-door pushes: ${rounds} round(s) of a fresh image with ${title}, each push to a fresh repository; layers pushed in round 1: ${layers.join('; ')}. (c) docker 20.10 → reference took ${median(cTimes).toFixed(2)} s (median). \`berth push\` times include the CLI's start (\`npx\` + tsx).`,
+    `Front-door pushes: ${rounds} round(s) of a fresh image with ${title}, each push to a fresh repository; layers pushed in round 1: ${layers.join('; ')}. (c) docker 20.10 → reference took ${median(cTimes).toFixed(2)} s (median). \`berth push\` times include the CLI's start (\`npx\` and the bundled CLI).`,
   );
   return { rows: [...(docker29 ? [a] : []), b, pull, small.push, small.pull], notes, version };
 }
