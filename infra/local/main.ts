@@ -159,7 +159,8 @@ function gcSettings(): { intervalMs: number; graceMs: number } | undefined {
 try {
   // The login mode goes to endpoints.json with the endpoints: `npx berth user add` warns when it is off.
   emulators = external ? undefined : await startEmulators(dataDir, { auth: process.env.BERTH_AUTH, metadata: metadataBackEnd, blobDir });
-  if (emulators) Object.assign(process.env, emulators.env);
+  // The embedded back ends' delivery ('stream') is a default: BERTH_BLOB_DELIVERY=redirect npm start stays redirect.
+  if (emulators) Object.assign(process.env, emulators.env, process.env.BERTH_BLOB_DELIVERY ? { BERTH_BLOB_DELIVERY: process.env.BERTH_BLOB_DELIVERY } : {});
   process.env.BERTH_TOKEN_KEY ??= await localTokenKey(dataDir);
   process.env.BERTH_CACHE_KEY ??= await localCacheKey(dataDir);
   if (emulateLambda) {
