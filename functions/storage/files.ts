@@ -31,7 +31,7 @@ import type { BlobStore, ByteRange, StoredObject, UploadedPart } from './ports.j
 
 const MiB = 1024 * 1024;
 /** S3: a PutObject, CopyObject or UploadPart carries at most 5 GiB. */
-const MAX_OBJECT_BYTES = 5 * 1024 * MiB;
+export const MAX_OBJECT_BYTES = 5 * 1024 * MiB;
 /** S3: every part but the last of a multipart upload has at least 5 MiB. */
 const MIN_PART_BYTES = 5 * MiB;
 /** S3: part numbers 1 to 10,000. */

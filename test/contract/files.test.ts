@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { request } from 'node:http';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -61,6 +62,24 @@ describe('presigned URLs of the file store', () => {
     const url = await files.presignUploadPart('p/aborted', aborted, 1, 60);
     await files.abortMultipart('p/aborted', aborted);
     assert.equal((await s3Answer(url, { method: 'PUT', body: 'x' })).code, 'NoSuchUpload');
+  });
+
+  test('a part whose Content-Length is over 5 GiB is refused before its body is read: 400 EntityTooLarge, nothing stored', async () => {
+    const id = await files.createMultipart('p/huge');
+    const url = new URL(await files.presignUploadPart('p/huge', id, 1, 60));
+    // Headers only: a server that read the body first would wait for 5 GiB that never come.
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(url, { method: 'PUT', headers: { 'Content-Length': String(5 * 1024 ** 3 + 1) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.setTimeout(5000, () => req.destroy(new Error('no answer within 5 s: the body was being read')));
+      req.on('error', reject);
+      req.write('x');
+    });
+    assert.equal(answer.status, 400);
+    assert.match(answer.text, /<Code>EntityTooLarge<\/Code>/);
+    assert.deepEqual(await readdir(join(dir, '.uploads', id)), ['key'], 'no part and no temporary file');
   });
 });
 
