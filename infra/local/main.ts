@@ -267,6 +267,8 @@ if (gcTimer) {
     if (running) return;
     running = true;
     try {
+      // The file store's share of what the bucket's lifecycle rules do on AWS.
+      await files?.sweep();
       const report = await collector.run({ graceMs });
       const d = report.deleted;
       console.log(
