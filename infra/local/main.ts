@@ -36,7 +36,7 @@ import { DataDirInUse } from './data-dir.js';
 import { EMULATOR_CREDENTIALS, localCacheKey, localObjectUrlKey, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
 import { FileBlobStore } from '../../functions/storage/files.js';
 import { asyncInvoker, bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes, VERIFY_BUNDLE } from './lambda-emulator.js';
-import { BODY_IDLE_MS, createRegistryServer } from './server.js';
+import { BODY_IDLE_MS, createRegistryServer, currentRequestHost } from './server.js';
 import { loadTls, TlsError, type TlsFiles } from './tls.js';
 
 // The local stack runs on the machine's Node 20 by design; the SDK's notice about Node 22 is for Lambda.
@@ -227,9 +227,13 @@ async function frontEnd(): Promise<Server> {
 
 const server = await frontEnd();
 
-/** `http(s)://name:port` of this server: the first of BERTH_HOSTS, else the address it listens on (loopback for every interface). */
+/**
+ * `http(s)://name:port` of this server for presigned URLs of the file store: the first of
+ * BERTH_HOSTS; else, listening on every interface, the host the client named in its request (the
+ * name it reaches this server by; loopback outside a request); else the address it listens on.
+ */
 function objectOrigin(): string {
-  const listening = ['0.0.0.0', '::'].includes(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const listening = ['0.0.0.0', '::'].includes(host) ? (currentRequestHost() ?? '127.0.0.1') : host.includes(':') ? `[${host}]` : host;
   const name = config.hosts?.[0] ?? listening;
   return `${tls ? 'https' : 'http'}://${/:\d+$/.test(name) ? name : `${name}:${(server.address() as AddressInfo).port}`}`;
 }
