@@ -29,7 +29,7 @@ import type { UploadSessions } from './sessions.js';
 import type { Uploads } from './uploads.js';
 import { UpstreamError, type UpstreamClient, type UpstreamCredentials, type UpstreamTarget } from './upstream.js';
 import type { CacheRule, MetadataStore, TagRecord } from '../storage/ports.js';
-import { SecretUnreadable, type SecretReader } from '../storage/secrets.js';
+import { SecretUnavailable, SecretUnreadable, type SecretReader } from '../storage/secrets.js';
 
 /** Tags are re-resolved upstream after this long unless the rule says otherwise (seconds). */
 export const DEFAULT_TAG_TTL_SECONDS = 300;
@@ -341,12 +341,14 @@ export class PullThrough {
 
   /**
    * The credentials of `rule`, read when the upstream asks for them.
-   * @throws UpstreamError when they cannot be read (the client gets a 502 saying so; cached tags are still served).
+   * @throws UpstreamError when they cannot be read (the client gets a 502 saying so; cached tags are still served),
+   *   CredentialsUnavailable when the secret store did not answer (a 503 with Retry-After).
    */
   private async credentials(rule: CacheRule, secret: string): Promise<UpstreamCredentials> {
     try {
       return JSON.parse(await this.secrets.read(secret)) as UpstreamCredentials;
     } catch (error) {
+      if (error instanceof SecretUnavailable) throw new CredentialsUnavailable(`the credentials of cache rule "${rule.prefix}" cannot be read just now: ${error.message}`);
       const reason = error instanceof SecretUnreadable ? error.message : 'they are not the JSON that npx berth cache add stores';
       throw new UpstreamError(`the credentials of cache rule "${rule.prefix}" cannot be read: ${reason}; add the rule again with npx berth cache add ${rule.prefix} …`);
     }
@@ -373,9 +375,13 @@ function checkStatus(response: Response, what: 'manifest' | 'blob', name: string
   throw new UpstreamError(`the upstream answered HTTP ${response.status} for ${what} ${name}`, response.status);
 }
 
-/** An upstream failure as the client sees it: 404 and 429 as the upstream said, anything else 502. */
+/** The secret store holding a rule's credentials did not answer: the pull may pass when tried again. */
+class CredentialsUnavailable extends UpstreamError {}
+
+/** An upstream failure as the client sees it: 404 and 429 as the upstream said, unanswered credentials 503, anything else 502. */
 function asRegistryError(error: unknown, unknown: 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN'): unknown {
   if (!(error instanceof UpstreamError)) return error;
+  if (error instanceof CredentialsUnavailable) return fail(unknown, error.message, null, { status: 503, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } });
   if (error.status === 404) return fail(unknown, error.message);
   if (error.status === 429) return fail('TOOMANYREQUESTS', error.message, null, { headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } });
   return fail(unknown, error.message, null, { status: 502 });

@@ -35,7 +35,7 @@ export class AwsCallError extends Error {
   constructor(
     override readonly name: string,
     message: string,
-    /** The HTTP status of the answer. */
+    /** The HTTP status of the answer; 0 when none came (`NetworkingError`). */
     readonly status: number,
   ) {
     super(message);
@@ -70,7 +70,7 @@ function toBytes(data: string | ArrayBuffer | ArrayBufferView): Buffer {
 
 /**
  * Starts `functionName` asynchronously with `payload` (JSON) and returns once Lambda queued it.
- * @throws AwsCallError when Lambda refuses (e.g. `ResourceNotFoundException`, `TooManyRequestsException`).
+ * @throws AwsCallError when Lambda refuses (e.g. `ResourceNotFoundException`; `TooManyRequestsException` after 3 attempts).
  */
 export async function invokeAsync(caller: AwsCaller, functionName: string, payload: unknown): Promise<void> {
   await call(caller, 'lambda', 'LAMBDA', `/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`, {
@@ -81,7 +81,7 @@ export async function invokeAsync(caller: AwsCaller, functionName: string, paylo
 
 /**
  * The `SecretString` of a secret (its current version), by name or ARN.
- * @throws AwsCallError when it cannot be read (e.g. `ResourceNotFoundException`, `AccessDeniedException`).
+ * @throws AwsCallError when it cannot be read (e.g. `ResourceNotFoundException`, `AccessDeniedException`; transient errors after 3 attempts, see {@link isTransient}).
  */
 export async function getSecretString(caller: AwsCaller, secretId: string): Promise<string> {
   const answer = await call(caller, 'secretsmanager', 'SECRETS_MANAGER', '/', {
@@ -93,8 +93,41 @@ export async function getSecretString(caller: AwsCaller, secretId: string): Prom
   return secret;
 }
 
-/** One signed request; the answer's body on 2xx. */
+/**
+ * Attempts per call, as the SDKs' "standard" retry mode: throttling, 5xx and network errors are
+ * retried after a full-jitter exponential backoff (base 100 ms, at most 20 s) —
+ * https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+ */
+const MAX_ATTEMPTS = 3;
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_MAX_MS = 20_000;
+/** Error types the SDKs treat as throttling, whatever the status (smithy service-error-classification). */
+const THROTTLING = new Set([
+  'Throttling', 'ThrottlingException', 'ThrottledException', 'RequestThrottledException', 'TooManyRequestsException',
+  'ProvisionedThroughputExceededException', 'TransactionInProgressException', 'RequestLimitExceeded',
+  'BandwidthLimitExceeded', 'LimitExceededException', 'RequestThrottled', 'SlowDown', 'PriorRequestNotComplete', 'EC2ThrottledException',
+]);
+
+/** Whether `error` may pass if the call is made again: throttling, a 5xx, or no answer at all (`NetworkingError`). */
+export function isTransient(error: unknown): boolean {
+  if (!(error instanceof AwsCallError)) return false;
+  return error.status === 0 || error.status >= 500 || error.status === 429 || THROTTLING.has(error.name);
+}
+
+/** One signed request, made again on transient errors ({@link MAX_ATTEMPTS} in all); the answer's body on 2xx. */
 async function call(caller: AwsCaller, service: string, envName: string, path: string, headers: Record<string, string>, body: string): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await attemptCall(caller, service, envName, path, headers, body);
+    } catch (error) {
+      if (attempt >= MAX_ATTEMPTS || !isTransient(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt)));
+    }
+  }
+}
+
+/** One signed request (signed anew: `X-Amz-Date` is part of the signature); the answer's body on 2xx. */
+async function attemptCall(caller: AwsCaller, service: string, envName: string, path: string, headers: Record<string, string>, body: string): Promise<string> {
   const endpoint = new URL(process.env[`AWS_ENDPOINT_URL_${envName}`] || process.env.AWS_ENDPOINT_URL || `https://${service}.${caller.region}.amazonaws.com`);
   const signer = new SignatureV4({ service, region: caller.region, credentials: caller.credentials, sha256: Sha256 });
   const signed = await signer.sign({
@@ -107,8 +140,15 @@ async function call(caller: AwsCaller, service: string, envName: string, path: s
     body,
   });
   const { host: _host, ...sent } = signed.headers;
-  const response = await fetch(new URL(path, endpoint), { method: 'POST', headers: sent, body });
-  const text = await response.text();
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(new URL(path, endpoint), { method: 'POST', headers: sent, body });
+    text = await response.text();
+  } catch (error) {
+    // No answer (connection refused or reset, DNS): status 0, as the SDKs' NetworkingError.
+    throw new AwsCallError('NetworkingError', `${service} ${path}: ${(error as Error).message}`, 0);
+  }
   if (response.ok) return text;
   let detail: { __type?: string; message?: string; Message?: string } = {};
   try {

@@ -13,6 +13,8 @@
  * - listings are in UTF-8 byte order of the keys, with prefix, start-after and a page limit;
  * - multipart uploads keep their parts in `.uploads/<upload id>/`; completing checks part order,
  *   ETags and the 5 MiB minimum of every part but the last, as S3 does, then joins the parts;
+ * - {@link FileBlobStore.sweep} does what the bucket's lifecycle rules do: unfinished multipart
+ *   uploads and `uploads/` scratch objects go once no upload session can use them;
  * - presigned URLs are paths on the local server itself, `/_berth/objects/<key>`, signed with HMAC
  *   (signed-paths.ts) and answered like S3 by infra/local/object-urls.ts.
  *
@@ -26,12 +28,13 @@ import { constants, createReadStream, type BigIntStats } from 'node:fs';
 import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
+import { DEFAULT_SESSION_SETTINGS } from '../core/sessions.js';
 import { sameSignature, sign, type PathKey } from '../core/signed-paths.js';
 import type { BlobStore, ByteRange, StoredObject, UploadedPart } from './ports.js';
 
 const MiB = 1024 * 1024;
 /** S3: a PutObject, CopyObject or UploadPart carries at most 5 GiB. */
-const MAX_OBJECT_BYTES = 5 * 1024 * MiB;
+export const MAX_OBJECT_BYTES = 5 * 1024 * MiB;
 /** S3: every part but the last of a multipart upload has at least 5 MiB. */
 const MIN_PART_BYTES = 5 * MiB;
 /** S3: part numbers 1 to 10,000. */
@@ -40,6 +43,11 @@ const MAX_PART_NUMBER = 10_000;
 const MAX_EXPIRES_SECONDS = 7 * 24 * 3600;
 /** The path under which the local server answers presigned URLs of this store. */
 export const OBJECT_URL_PATH = '/_berth/objects/';
+/** A multipart upload lives as long as the upload session it belongs to (core/sessions.ts). */
+const UPLOAD_LIFETIME_MS = DEFAULT_SESSION_SETTINGS.sessionTtlSeconds * 1000;
+/** Where sessions keep scratch objects (their tails), and how long one may be of use: a session's lifetime and a day. */
+const SCRATCH_PREFIX = 'uploads/';
+const SCRATCH_LIFETIME_MS = UPLOAD_LIFETIME_MS + 24 * 3600 * 1000;
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
@@ -261,13 +269,30 @@ export class FileBlobStore implements BlobStore {
     throw denied;
   }
 
-  /** Removes temporary files a killed process left behind, older than `ageMs` (a write in flight is younger). */
-  async sweep(ageMs = 3600_000): Promise<void> {
-    const dir = this.tempDir();
-    const names = await readdir(dir).catch(() => [] as string[]);
-    for (const name of names) {
-      const stats = await stat(join(dir, name)).catch(() => undefined);
-      if (stats && stats.mtimeMs < Date.now() - ageMs) await unlink(join(dir, name)).catch(() => undefined);
+  /**
+   * What the bucket's lifecycle rules do on AWS (infra/aws/storage.yml), run at start and with each
+   * local gc: removes temporary files a killed process left behind, older than `ageMs` (a write in
+   * flight is younger), in `.tmp/` and in every multipart upload's folder; multipart uploads not
+   * completed or aborted within an upload session's lifetime of their start (7 days, as
+   * `AbortIncompleteMultipartUpload`); and `uploads/` scratch objects (session tails) a day older
+   * than that, when no session can still use them (as `expire-upload-scratch-data`).
+   * @param now epoch ms.
+   */
+  async sweep(ageMs = 3600_000, now = Date.now()): Promise<void> {
+    await removeOlder(this.tempDir(), now - ageMs);
+    const uploads = join(this.root, '.uploads');
+    for (const id of await readdir(uploads).catch(() => [] as string[])) {
+      const dir = join(uploads, id);
+      // Started when its `key` file was written (the folder's own time moves with every part).
+      const started = await stat(join(dir, 'key')).catch(() => stat(dir)).catch(() => undefined);
+      if (started && started.mtimeMs < now - UPLOAD_LIFETIME_MS) await rm(dir, { recursive: true, force: true });
+      else await removeOlder(dir, now - ageMs, (name) => name.startsWith('.'));
+    }
+    for (let after: string | undefined; ; ) {
+      const page = await this.list(SCRATCH_PREFIX, 1000, after);
+      for (const object of page) if (object.lastModified < now - SCRATCH_LIFETIME_MS) await this.delete(object.key);
+      if (page.length < 1000) return;
+      after = page[page.length - 1].key;
     }
   }
 
@@ -412,6 +437,15 @@ function decodable(name: string): boolean {
     return encodeSegment(decodeSegment(name)) === name;
   } catch {
     return false;
+  }
+}
+
+/** Unlinks the files of `dir` (those `pick` names) last written before `before` (epoch ms). */
+async function removeOlder(dir: string, before: number, pick: (name: string) => boolean = () => true): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!pick(name)) continue;
+    const stats = await stat(join(dir, name)).catch(() => undefined);
+    if (stats?.isFile() && stats.mtimeMs < before) await unlink(join(dir, name)).catch(() => undefined);
   }
 }
 

@@ -8,19 +8,23 @@
  *   (`cache-key`, mode 0600); the reference is `sealed:` and the base64 of nonce, tag and ciphertext.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { type AwsCaller, getSecretString } from './aws-calls.js';
+import { type AwsCaller, getSecretString, isTransient } from './aws-calls.js';
 
 /** What the registry needs of a secret store: reading. */
 export interface SecretReader {
   /**
    * The value behind a reference `write` returned.
    * @throws SecretUnreadable when it is gone, sealed under another key, or altered.
+   * @throws SecretUnavailable when the store did not answer in time or at all (worth a retry).
    */
   read(reference: string): Promise<string>;
 }
 
 /** A secret that cannot be read back; the message says why in one line, never the value. */
 export class SecretUnreadable extends Error {}
+
+/** A secret that could not be read just now (throttling, a 5xx, no answer) but may be on a retry; the message says why. */
+export class SecretUnavailable extends Error {}
 
 /** A place for secrets, as `npx berth cache` manages them. */
 export interface SecretStore extends SecretReader {
@@ -72,6 +76,8 @@ export class SecretsManagerReader implements SecretReader {
     try {
       return await getSecretString(this.caller, reference);
     } catch (error) {
+      // Throttled, 5xx or unreachable after the SDK-style retries: the rule itself is fine.
+      if (isTransient(error)) throw new SecretUnavailable(`Secrets Manager is not answering (${(error as Error).name}); retry in a few seconds`);
       // ResourceNotFound, AccessDenied, DecryptionFailure… (Secrets Manager API reference, GetSecretValue errors).
       throw new SecretUnreadable(`Secrets Manager did not give the secret: ${(error as Error).name}`);
     }

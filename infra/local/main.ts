@@ -36,7 +36,7 @@ import { DataDirInUse } from './data-dir.js';
 import { EMULATOR_CREDENTIALS, localCacheKey, localObjectUrlKey, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
 import { FileBlobStore } from '../../functions/storage/files.js';
 import { asyncInvoker, bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes, VERIFY_BUNDLE } from './lambda-emulator.js';
-import { BODY_IDLE_MS, createRegistryServer } from './server.js';
+import { BODY_IDLE_MS, createRegistryServer, currentRequestHost } from './server.js';
 import { loadTls, TlsError, type TlsFiles } from './tls.js';
 
 // The local stack runs on the machine's Node 20 by design; the SDK's notice about Node 22 is for Lambda.
@@ -159,7 +159,8 @@ function gcSettings(): { intervalMs: number; graceMs: number } | undefined {
 try {
   // The login mode goes to endpoints.json with the endpoints: `npx berth user add` warns when it is off.
   emulators = external ? undefined : await startEmulators(dataDir, { auth: process.env.BERTH_AUTH, metadata: metadataBackEnd, blobDir });
-  if (emulators) Object.assign(process.env, emulators.env);
+  // The embedded back ends' delivery ('stream') is a default: BERTH_BLOB_DELIVERY=redirect npm start stays redirect.
+  if (emulators) Object.assign(process.env, emulators.env, process.env.BERTH_BLOB_DELIVERY ? { BERTH_BLOB_DELIVERY: process.env.BERTH_BLOB_DELIVERY } : {});
   process.env.BERTH_TOKEN_KEY ??= await localTokenKey(dataDir);
   process.env.BERTH_CACHE_KEY ??= await localCacheKey(dataDir);
   if (emulateLambda) {
@@ -226,9 +227,13 @@ async function frontEnd(): Promise<Server> {
 
 const server = await frontEnd();
 
-/** `http(s)://name:port` of this server: the first of BERTH_HOSTS, else the address it listens on (loopback for every interface). */
+/**
+ * `http(s)://name:port` of this server for presigned URLs of the file store: the first of
+ * BERTH_HOSTS; else, listening on every interface, the host the client named in its request (the
+ * name it reaches this server by; loopback outside a request); else the address it listens on.
+ */
 function objectOrigin(): string {
-  const listening = ['0.0.0.0', '::'].includes(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const listening = ['0.0.0.0', '::'].includes(host) ? (currentRequestHost() ?? '127.0.0.1') : host.includes(':') ? `[${host}]` : host;
   const name = config.hosts?.[0] ?? listening;
   return `${tls ? 'https' : 'http'}://${/:\d+$/.test(name) ? name : `${name}:${(server.address() as AddressInfo).port}`}`;
 }
@@ -266,6 +271,8 @@ if (gcTimer) {
     if (running) return;
     running = true;
     try {
+      // The file store's share of what the bucket's lifecycle rules do on AWS.
+      await files?.sweep();
       const report = await collector.run({ graceMs });
       const d = report.deleted;
       console.log(

@@ -5,12 +5,12 @@
  * GET and HEAD of an object (`Range` read as S3 reads it, `ETag`, `Last-Modified`); PUT of a part
  * (the part's `ETag` in the answer); S3's XML errors: 403 `SignatureDoesNotMatch` or `AccessDenied`
  * ("Request has expired"), 404 `NoSuchKey` or `NoSuchUpload`, 411 `MissingContentLength`,
- * 416 `InvalidRange` (source: Amazon S3 API Reference, GetObject, UploadPart, "Error responses").
+ * 416 `InvalidRange`, 400 `EntityTooLarge` (a part's `Content-Length` over 5 GiB, refused before its body is read) (source: Amazon S3 API Reference, GetObject, UploadPart, "Error responses").
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { FileBlobStore, ObjectError } from '../../functions/storage/files.js';
+import { FileBlobStore, MAX_OBJECT_BYTES, ObjectError } from '../../functions/storage/files.js';
 import { s3Range } from './emulators.js';
 
 /** Answers one request for a presigned URL of `store`; returns the status sent. */
@@ -56,6 +56,8 @@ async function getObject(store: FileBlobStore, key: string, method: string, rang
 async function putPart(store: FileBlobStore, part: { key: string; uploadId: string; partNumber: number }, req: IncomingMessage, res: ServerResponse): Promise<number> {
   const length = req.headers['content-length'];
   if (length === undefined || !/^\d+$/.test(length)) throw new ObjectError('MissingContentLength', 'You must provide the Content-Length HTTP header.', 411);
+  // Refused before a byte is read or stored, as S3 does (UploadPart: a part has at most 5 GiB).
+  if (Number(length) > MAX_OBJECT_BYTES) throw new ObjectError('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size', 400);
   const etag = await store.writePart(part.key, part.uploadId, part.partNumber, exactly(req, Number(length)));
   res.writeHead(200, { ETag: etag, 'Content-Length': '0' }).end();
   return 200;

@@ -3,6 +3,7 @@
  * router the Lambda entry uses, streaming request bodies into the core (a layer of any size
  * needs only a few S3 parts of memory) and blob bodies back out. One log line per request.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -43,11 +44,29 @@ export interface ServerOptions {
  */
 export function createRegistryServer(registry: Registry, options: ServerOptions = {}): Server {
   const settings = { log: options.log ?? console.log, bodyIdleMs: options.bodyIdleMs ?? BODY_IDLE_MS, audit: options.audit, objects: options.objects };
-  const handle = (req: IncomingMessage, res: ServerResponse) => void serve(registry, req, res, settings);
+  const handle = (req: IncomingMessage, res: ServerResponse) => void requestHost.run(hostOf(req), () => serve(registry, req, res, settings));
   const server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handle) : createServer(handle);
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   return server;
+}
+
+/** The `Host` of the request being answered (what {@link currentRequestHost} returns). */
+const requestHost = new AsyncLocalStorage<string | undefined>();
+
+/**
+ * The host (`name[:port]`) the client named in the request this code runs for, or undefined outside
+ * a request or when its `Host` is no plain host name or address: the name a URL made for that client
+ * (a presigned URL of the file store) must carry for it to reach this server.
+ */
+export function currentRequestHost(): string | undefined {
+  return requestHost.getStore();
+}
+
+/** RFC 9110 §7.2 `Host`: a name, an IPv4 or a bracketed IPv6 address, and a port; nothing else. */
+function hostOf(req: IncomingMessage): string | undefined {
+  const host = req.headers.host;
+  return host !== undefined && /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(host) ? host : undefined;
 }
 
 type ServerSettings = Required<Omit<ServerOptions, 'audit' | 'tls' | 'objects'>> & Pick<ServerOptions, 'audit' | 'objects'>;

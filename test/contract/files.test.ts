@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { readdir, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FileBlobStore } from '../../functions/storage/files.js';
@@ -62,6 +63,24 @@ describe('presigned URLs of the file store', () => {
     await files.abortMultipart('p/aborted', aborted);
     assert.equal((await s3Answer(url, { method: 'PUT', body: 'x' })).code, 'NoSuchUpload');
   });
+
+  test('a part whose Content-Length is over 5 GiB is refused before its body is read: 400 EntityTooLarge, nothing stored', async () => {
+    const id = await files.createMultipart('p/huge');
+    const url = new URL(await files.presignUploadPart('p/huge', id, 1, 60));
+    // Headers only: a server that read the body first would wait for 5 GiB that never come.
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(url, { method: 'PUT', headers: { 'Content-Length': String(5 * 1024 ** 3 + 1) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.setTimeout(5000, () => req.destroy(new Error('no answer within 5 s: the body was being read')));
+      req.on('error', reject);
+      req.write('x');
+    });
+    assert.equal(answer.status, 400);
+    assert.match(answer.text, /<Code>EntityTooLarge<\/Code>/);
+    assert.deepEqual(await readdir(join(dir, '.uploads', id)), ['key'], 'no part and no temporary file');
+  });
 });
 
 function href(url: URL): string {
@@ -81,6 +100,33 @@ test('keys with `..`, `.` and odd characters stay inside the folder and read bac
     (await files.list('', 100)).map((o) => o.key).filter((key) => !key.startsWith('p/')),
     [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
   );
+});
+
+test('sweep: unfinished multipart uploads go after a session lifetime (7 days), their stray temporary files after an hour, uploads/ scratch objects after 8 days', async () => {
+  const DAY = 24 * 3600 * 1000;
+  const now = Date.now();
+  const at = (ms: number) => new Date(now - ms);
+  const stale = await files.createMultipart('s/stale');
+  await files.uploadPart('s/stale', stale, 1, Buffer.from('old part'));
+  await utimes(join(dir, '.uploads', stale, 'key'), at(7 * DAY + 60_000), at(7 * DAY + 60_000));
+  const live = await files.createMultipart('s/live');
+  const etag = await files.uploadPart('s/live', live, 1, Buffer.from('live part'));
+  await utimes(join(dir, '.uploads', live, 'key'), at(6 * DAY), at(6 * DAY));
+  // What a request killed while writing a part leaves: a temporary file in the upload's folder.
+  await writeFile(join(dir, '.uploads', live, '.killed-part'), 'half');
+  await utimes(join(dir, '.uploads', live, '.killed-part'), at(2 * 3600_000), at(2 * 3600_000));
+  await writeFile(join(dir, '.uploads', live, '.part-in-flight'), 'half');
+  await files.put('uploads/gone-session/tail-0-a', Buffer.from('orphaned tail'));
+  await files.put('uploads/live-session/tail-0-b', Buffer.from('recent tail'));
+  const tail = join(dir, 'uploads=', 'gone-session=', 'tail-0-a');
+  await utimes(tail, at(8 * DAY + 60_000), at(8 * DAY + 60_000));
+
+  await files.sweep(3600_000, now);
+  assert.deepEqual((await readdir(join(dir, '.uploads'))).filter((id) => id === stale || id === live), [live], 'the stale upload is gone, the live one kept');
+  assert.deepEqual((await readdir(join(dir, '.uploads', live))).sort(), ['.part-in-flight', '1', 'key'], 'an old temporary file goes, a young one (a write in flight) stays');
+  assert.deepEqual((await files.list('uploads/', 10)).map((o) => o.key), ['uploads/live-session/tail-0-b']);
+  await files.completeMultipart('s/live', live, [{ number: 1, etag, size: 9 }]);
+  assert.equal((await files.read('s/live')).toString(), 'live part', 'the kept upload still completes');
 });
 
 test('kill -9 while writing (put, multipart complete) leaves whole objects or none', async () => {

@@ -4,6 +4,8 @@
  * interface. The banner states the address, the mode and the data folder.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +62,37 @@ test('with logins required and without HOST: every interface, and the banner say
   assert.match(banner(registry), new RegExp(`^berth: registry listening on http://0\\.0\\.0\\.0:${registry.port} \\(every interface\\); logins required; data folder `));
   assert.ok(!registry.lines.some((line) => line.includes('WARNING')));
   if (lanAddress) assert.equal(await answers(lanAddress, registry.port), true, `served on ${lanAddress}`);
+});
+
+/** The `Location` of a GET of `path` sent to 127.0.0.1:`port` with the `Host` header `host`. */
+function locationFor(port: number, path: string, host: string): Promise<{ status: number; location?: string }> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path, headers: { host } }, (response) => {
+      response.resume();
+      resolve({ status: response.statusCode ?? 0, location: response.headers.location });
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+test('on every interface without BERTH_HOSTS, presigned URLs of the file store name the host the client used, not loopback', async () => {
+  const registry = await RegistryProcess.start(cleanup, { env: { HOST: '0.0.0.0', BERTH_OPEN: '1', BERTH_BLOB_DELIVERY: 'redirect' } });
+  const blob = Buffer.from('reached by its own name');
+  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+  const pushed = await fetch(`${registry.url}/v2/lan/app/blobs/uploads/?digest=${digest}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: blob });
+  assert.equal(pushed.status, 201, await pushed.text());
+  const path = `/v2/lan/app/blobs/${digest}`;
+  const named = await locationFor(registry.port, path, `registry.example.com:${registry.port}`);
+  assert.equal(named.status, 307);
+  assert.equal(new URL(named.location!).origin, `http://registry.example.com:${registry.port}`);
+  assert.match(new URL(named.location!).pathname, /^\/_berth\/objects\//);
+  if (lanAddress) {
+    // A client on another machine: the redirect leads back to this server's LAN address, and serves the blob.
+    const redirect = await fetch(`http://${lanAddress}:${registry.port}${path}`, { redirect: 'manual' });
+    assert.equal(new URL(redirect.headers.get('location')!).origin, `http://${lanAddress}:${registry.port}`);
+    assert.ok(Buffer.from(await (await fetch(`http://${lanAddress}:${registry.port}${path}`)).arrayBuffer()).equals(blob));
+  }
 });
 
 test('redirect delivery to an S3 endpoint on the registry\'s own host name (Go clients would send it the password) is refused in one line', async () => {

@@ -45,6 +45,14 @@ for (const [mode, env] of MODES) {
     });
     assert.equal(pushed.status, 201, await pushed.text());
     const url = `${registry.url}/v2/ranges/blob/blobs/${digest}`;
+    if (env.BERTH_BLOB_DELIVERY === 'redirect') {
+      // The registry's answer is a 307 to the file store's presigned URL on the same port; the ranges below follow it.
+      const redirect = await fetch(url, { redirect: 'manual' });
+      assert.equal(redirect.status, 307, await redirect.text());
+      const location = new URL(redirect.headers.get('location') ?? '', url);
+      assert.equal(location.origin, new URL(registry.url).origin);
+      assert.match(location.pathname, /^\/_berth\/objects\//);
+    }
     for (const [range, expected] of CASES) {
       const response = await fetch(url, { headers: { range } });
       const body = Buffer.from(await response.arrayBuffer());

@@ -3,7 +3,8 @@
  * against a local HTTP server that checks each request the way AWS does: the wire format of the
  * operation and a SigV4 signature recomputed here from the AWS specification (canonical request →
  * string to sign → HMAC chain; https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html),
- * independently of the signer the code uses. Error answers become AwsCallError with AWS's type.
+ * independently of the signer the code uses. Error answers become AwsCallError with AWS's type;
+ * throttling, 5xx and network errors are tried 3 times in all, as the SDKs' standard retry mode.
  */
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
@@ -11,6 +12,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { AwsCallError, getSecretString, invokeAsync } from '../../functions/storage/aws-calls.js';
+import { SecretsManagerReader, SecretUnavailable, SecretUnreadable } from '../../functions/storage/secrets.js';
 
 const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'session-token' };
 const caller = { region: 'eu-west-1', credentials: async () => credentials };
@@ -96,6 +98,7 @@ test('getSecretString: AWS JSON 1.1 GetSecretValue, signed for secretsmanager; t
 });
 
 test('error answers: the AWS error type and message, from __type or X-Amzn-ErrorType', async () => {
+  seen = [];
   answer = () => ({ status: 400, body: JSON.stringify({ __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." }) });
   await assert.rejects(getSecretString(caller, 'gone'), (error: unknown) => {
     assert.ok(error instanceof AwsCallError);
@@ -105,5 +108,47 @@ test('error answers: the AWS error type and message, from __type or X-Amzn-Error
     return true;
   });
   answer = () => ({ status: 429, headers: { 'x-amzn-errortype': 'TooManyRequestsException:http://internal.amazon.com/coral/com.amazonaws.awsgirafferoutingservice/' }, body: JSON.stringify({ Type: 'User', message: 'Rate exceeded' }) });
+  assert.equal(seen.length, 1, 'a permanent error is not retried');
+  seen = [];
   await assert.rejects(invokeAsync(caller, 'berth-dev-verify', {}), { name: 'TooManyRequestsException', status: 429 });
+  assert.equal(seen.length, 3, 'throttling: 3 attempts, then the error');
+});
+
+test('transient errors (5xx, throttling) are retried, each attempt signed anew, until one passes', async () => {
+  seen = [];
+  const failures = [
+    { status: 503, body: JSON.stringify({ __type: 'ServiceUnavailable', message: 'try later' }) },
+    { status: 400, body: JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }) },
+  ];
+  answer = () => failures.shift() ?? { status: 200, body: JSON.stringify({ SecretString: 'after retries' }) };
+  assert.equal(await getSecretString(caller, 'k'), 'after retries');
+  assert.equal(seen.length, 3);
+  assert.ok(seen.every((request) => request.signatureValid));
+});
+
+test('no answer at all (connection refused): NetworkingError, status 0, after 3 attempts', async () => {
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER = `http://127.0.0.1:${port}`;
+  try {
+    await assert.rejects(getSecretString(caller, 'k'), { name: 'NetworkingError', status: 0 });
+  } finally {
+    delete process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER;
+  }
+});
+
+test('SecretsManagerReader: permanent errors make the secret unreadable, transient ones say to retry', async () => {
+  const reader = new SecretsManagerReader(caller);
+  for (const type of ['ResourceNotFoundException', 'AccessDeniedException', 'DecryptionFailure']) {
+    seen = [];
+    answer = () => ({ status: 400, body: JSON.stringify({ __type: type, message: 'no' }) });
+    await assert.rejects(reader.read('arn:x'), (error: unknown) => error instanceof SecretUnreadable && error.message.includes(type));
+    assert.equal(seen.length, 1, `${type} is not retried`);
+  }
+  seen = [];
+  answer = () => ({ status: 500, body: JSON.stringify({ __type: 'InternalServiceError', message: 'oops' }) });
+  await assert.rejects(reader.read('arn:x'), (error: unknown) => error instanceof SecretUnavailable && /retry/.test(error.message));
+  assert.equal(seen.length, 3);
 });
