@@ -19,8 +19,8 @@
  * ASCII names OCI allows for repositories and tags.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Account, Visibility } from '../../functions/auth/accounts.js';
 import type { Digest } from '../../functions/core/grammar.js';
 import {
@@ -179,8 +179,14 @@ class Table {
     private readonly compactAt: number,
   ) {}
 
-  /** Replays the journal (a torn last line ignored), compacts it and opens it for appending. */
+  /**
+   * Replays the journal (a torn last line ignored), compacts it and opens it for appending; first
+   * removes the compaction files of killed processes (the one owner of the folder opens its journal).
+   */
   open(): void {
+    const folder = dirname(this.file);
+    const prefix = `${basename(this.file)}.`;
+    for (const name of readdirSync(folder)) if (name.startsWith(prefix) && name.endsWith('.tmp')) rmSync(join(folder, name), { force: true });
     if (existsSync(this.file)) this.replay(readFileSync(this.file, 'utf8'));
     this.compact();
   }

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -100,6 +100,18 @@ test('a running store compacts its journal once it has grown: rewrites of one it
     store = new NativeMetadataStore(file);
     assert.equal((await store.getUpload('u1'))!.offset, 2000, 'the last commit');
     NativeMetadataStore.close(store);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('opening the journal removes compaction files a killed process left', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-leftover-'));
+  try {
+    const leftover = `${nativeJournal(dir)}.999999.tmp`;
+    await writeFile(leftover, 'half a snapshot');
+    NativeMetadataStore.close(new NativeMetadataStore(nativeJournal(dir)));
+    assert.equal(existsSync(leftover), false);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
