@@ -137,20 +137,27 @@ test('a short write after failed compactions cuts off only the torn change: ever
   }
 });
 
+/** Runs the import writer on `dir` with `count` tags and kills it with SIGKILL the moment `file` exists; asserts that it was killed. */
+async function importKilledAt(dir: string, count: number, file: string): Promise<void> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/native/import-writer.ts', dir, String(count)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const watch = setInterval(() => existsSync(file) && child.kill('SIGKILL'), 1);
+  await exited;
+  clearInterval(watch);
+  assert.equal(child.signalCode, 'SIGKILL', `killed once ${file} existed`);
+}
+
 test('the copy of the DynamoDB emulator\'s items is all or nothing: killed while copying, the next start copies again', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'berth-import-'));
   const count = 100_000;
   try {
     const file = nativeJournal(dir);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/native/import-writer.ts', dir, String(count)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    // Killed the moment a journal exists (or once done, if it never showed one before).
-    const watch = setInterval(() => existsSync(file) && child.kill('SIGKILL'), 1);
-    await exited;
-    clearInterval(watch);
-    assert.equal(child.signalCode, 'SIGKILL', 'killed during the copy');
-    const { store } = await NativeMetadataStore.openOrImport(file, async () => importedTags(count));
+    await importKilledAt(dir, count, `${file}.import`);
+    assert.equal(existsSync(file), false, 'no journal while the copy is not whole');
+    await importKilledAt(dir, count, file);
+    const { store, imported } = await NativeMetadataStore.openOrImport(file, async () => importedTags(count));
     try {
+      assert.equal(imported, 0, 'the journal, once there, is whole: not copied again');
       assert.equal((await store.listTags('imported', count + 1)).items.length, count, 'every item');
     } finally {
       NativeMetadataStore.close(store);
