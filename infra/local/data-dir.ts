@@ -1,6 +1,6 @@
 /** The lock of a data folder: one server (or `npx berth` on the native journal) at a time. */
 import { randomUUID } from 'node:crypto';
-import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -20,7 +20,7 @@ const UNREADABLE_HELD_MS = 2000;
  * overwrite endpoints.json, and fail on its first request with "Database is closed". The lock
  * appears whole or not at all (a file of this process's PID hard-linked into place, which fails if
  * one is there). A lock whose process is gone (or is this one: a container's PID 1 again) is stale
- * and taken over; one with no PID in it is held for {@link UNREADABLE_HELD_MS}, then stale.
+ * and taken over (see removeStale); one with no PID in it is held for {@link UNREADABLE_HELD_MS}, then stale.
  * @throws DataDirInUse when a live process holds the lock.
  */
 export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
@@ -36,14 +36,13 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
-      const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      if (!Number.isInteger(holder) || holder <= 0) {
-        if (Date.now() - since < UNREADABLE_HELD_MS) {
-          await sleep(50);
-          continue;
-        }
-      } else if (holder !== process.pid && isRunning(holder)) throw new DataDirInUse(dataDir, holder);
-      await removeStale(file, holder, dataDir);
+      const holder = Number((await readLock(file))?.trim());
+      if (isHeld(holder)) throw new DataDirInUse(dataDir, holder);
+      if (!(holder > 0) && Date.now() - since < UNREADABLE_HELD_MS) {
+        await sleep(50);
+        continue;
+      }
+      await removeStale(file, mine);
     }
   } finally {
     await rm(mine, { force: true });
@@ -51,29 +50,42 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
 }
 
 /**
- * Removes the lock `file` found stale with `holder` in it, unless another process took it over
- * meanwhile: it is moved aside first, and put back when it is no longer that one.
- * @throws DataDirInUse when the lock moved aside was a live process's and could not be put back.
+ * Removes the lock `file` if it is still stale, under `<file>.takeover` (`mine`, this process's PID
+ * file, hard-linked there): the only place a lock is removed that is not the remover's own, so two
+ * processes that both found it stale cannot remove the one a third linked meanwhile. A takeover
+ * whose process is gone (killed in these few steps) is removed.
  */
-async function removeStale(file: string, holder: number, dataDir: string): Promise<void> {
-  const aside = `${file}.stale.${process.pid}.${randomUUID()}`;
+async function removeStale(file: string, mine: string): Promise<void> {
+  const takeover = `${file}.takeover`;
   try {
-    await rename(file, aside);
+    await link(mine, takeover);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    if (isAbandoned(await readLock(takeover))) await rm(takeover, { force: true });
+    await sleep(10);
+    return;
   }
   try {
-    const moved = Number((await readFile(aside, 'utf8')).trim());
-    if (moved === holder || !Number.isInteger(moved) || moved <= 0 || (moved !== process.pid && !isRunning(moved))) return;
-    // Another process's fresh lock: back into place (it cannot be lost: link fails only if a lock is there).
-    await link(aside, file).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-    });
-    throw new DataDirInUse(dataDir, moved);
+    // Gone meanwhile: not removed, as a lock linked since would be another's.
+    if (isAbandoned(await readLock(file))) await rm(file, { force: true });
   } finally {
-    await rm(aside, { force: true });
+    await rm(takeover, { force: true });
   }
+}
+
+/** The text of a lock file; undefined when there is none. */
+function readLock(file: string): Promise<string | undefined> {
+  return readFile(file, 'utf8').catch(() => undefined);
+}
+
+/** Whether a lock of text `text` is there and no other live process's. */
+function isAbandoned(text: string | undefined): boolean {
+  return text !== undefined && !isHeld(Number(text.trim()));
+}
+
+/** Whether `pid` (of a lock) is another live process's. */
+function isHeld(pid: number): boolean {
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid);
 }
 
 function isRunning(pid: number): boolean {
