@@ -163,12 +163,9 @@ async function startDynalite(dataDir: string, table: string): Promise<MetadataBa
 
 async function startNative(dataDir: string, table: string): Promise<MetadataBackEnd> {
   const journal = nativeJournal(dataDir);
-  const earlier = !existsSync(journal) && existsSync(join(dataDir, 'dynamodb')) ? await emulatorItems(dataDir, table) : [];
-  const store = new NativeMetadataStore(journal);
-  if (earlier.length > 0) {
-    NativeMetadataStore.load(store, earlier);
-    console.log(`berth: copied ${earlier.length} items of the DynamoDB emulator (${join(dataDir, 'dynamodb')}) into ${journal}`);
-  }
+  const emulatorFolder = join(dataDir, 'dynamodb');
+  const { store, imported } = await NativeMetadataStore.openOrImport(journal, async () => (existsSync(emulatorFolder) ? emulatorItems(dataDir, table) : []));
+  if (imported > 0) console.log(`berth: copied ${imported} items of the DynamoDB emulator (${emulatorFolder}) into ${journal}`);
   const endpoint = await serveStore(store, dataDir);
   return {
     env: {},

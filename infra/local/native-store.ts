@@ -19,8 +19,8 @@
  * ASCII names OCI allows for repositories and tags.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Account, Visibility } from '../../functions/auth/accounts.js';
 import type { Digest } from '../../functions/core/grammar.js';
 import {
@@ -60,17 +60,21 @@ import {
 
 /**
  * JSON text of `value` with every Uint8Array (Buffer too) as `{"$bytes":"<base64>"}` and every
- * undefined as `{"$undefined":1}` (the port's records name absent attributes, and arguments may be absent).
+ * undefined as `{"$undefined":1}` (the port's records name absent attributes, and arguments may be
+ * absent). An object key of the value's own that starts with `$` (a manifest annotation may) gets
+ * one more `$` in front, so that only the markers' keys start with a single `$`.
  */
 export function encodeJson(value: unknown): string {
   return JSON.stringify(value, function (this: Record<string, unknown>, key, encoded: unknown) {
     const raw = this[key];
     if (raw instanceof Uint8Array) return { $bytes: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') };
-    return raw === undefined ? { $undefined: 1 } : encoded;
+    if (raw === undefined) return { $undefined: 1 };
+    if (encoded === null || typeof encoded !== 'object' || Array.isArray(encoded) || !Object.keys(encoded).some((name) => name.startsWith('$'))) return encoded;
+    return Object.fromEntries(Object.entries(encoded).map(([name, field]) => [name.startsWith('$') ? `$${name}` : name, field]));
   });
 }
 
-/** The value of JSON text from {@link encodeJson}, with its byte strings as Uint8Array and its undefined again. */
+/** The value of JSON text from {@link encodeJson}, with its byte strings as Uint8Array, its undefined and its keys again. */
 export function decodeJson(text: string): unknown {
   return restore(JSON.parse(text));
 }
@@ -81,7 +85,9 @@ function restore(value: unknown): unknown {
   const object = value as Record<string, unknown>;
   if (typeof object.$bytes === 'string') return new Uint8Array(Buffer.from(object.$bytes, 'base64'));
   if (object.$undefined === 1) return undefined;
-  for (const key of Object.keys(object)) object[key] = restore(object[key]);
+  const keys = Object.keys(object);
+  if (keys.some((name) => name.startsWith('$'))) return Object.fromEntries(keys.map((name) => [name.startsWith('$') ? name.slice(1) : name, restore(object[name])]));
+  for (const key of keys) object[key] = restore(object[key]);
   return object;
 }
 
@@ -114,10 +120,11 @@ class Partition {
 const COMPACT_AT = 64 * 1024 * 1024;
 
 /**
- * Writes one put line per item to `file` (created, mode 0600) and syncs it; returns its size.
- * @throws Error when the file cannot be written whole (it is then removed).
+ * Writes one put line per item to `file` (created, mode 0600) and syncs it; returns its size and
+ * its descriptor, still open (the journal's own once the file is renamed into place).
+ * @throws Error when the file cannot be written whole (it is then closed and removed).
  */
-function writeSnapshot(file: string, partitions: ReadonlyMap<string, Partition>): number {
+function writeSnapshot(file: string, partitions: ReadonlyMap<string, Partition>): { fd: number; bytes: number } {
   const fd = openSync(file, 'w', 0o600);
   try {
     let bytes = 0;
@@ -137,10 +144,19 @@ function writeSnapshot(file: string, partitions: ReadonlyMap<string, Partition>)
     }
     if (chunk.length > 0) flush();
     fsyncSync(fd);
-    return bytes;
+    return { fd, bytes };
   } catch (error) {
+    closeSync(fd);
     rmSync(file, { force: true });
     throw error;
+  }
+}
+
+/** Makes the renames in `folder` durable (a rename is, only once its folder is synced). */
+function syncFolder(folder: string): void {
+  const fd = openSync(folder, 'r');
+  try {
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -153,38 +169,50 @@ type Change = { p: Item } | { d: [string, string] };
 class Table {
   private readonly partitions = new Map<string, Partition>();
   private fd: number | undefined;
-  /** Bytes of the journal's snapshot, and appended since: a journal grown past `compactAt` is compacted. */
-  private snapshotBytes = 0;
-  private appendedBytes = 0;
+  /** Bytes of the journal: the next line goes there, and a short write is cut back to it. */
+  private length = 0;
+  /** The journal's length at which the next compaction is tried. */
+  private compactDue = 0;
 
   constructor(
     private readonly file: string,
     private readonly compactAt: number,
   ) {}
 
-  /** Replays the journal (a torn last line ignored), compacts it and opens it for appending. */
+  /**
+   * Replays the journal (a torn last line ignored), compacts it and opens it for appending; first
+   * removes the compaction files of killed processes (the one owner of the folder opens its journal).
+   */
   open(): void {
+    const folder = dirname(this.file);
+    const prefix = `${basename(this.file)}.`;
+    for (const name of readdirSync(folder)) if (name.startsWith(prefix) && name.endsWith('.tmp')) rmSync(join(folder, name), { force: true });
     if (existsSync(this.file)) this.replay(readFileSync(this.file, 'utf8'));
     this.compact();
   }
 
   /**
-   * Writes every item to a new journal (temporary file, fsync, rename, fsync of the folder) and
-   * appends to that one from now on. Until the rename the old journal stays whole and in use, so a
-   * kill or a failure at any point leaves one of the two.
+   * Writes every item to a new journal (temporary file of this process, fsync, rename, fsync of the
+   * folder) and appends to that one from now on. Until the rename the old journal stays whole and in
+   * use; from the rename on the new one is (its descriptor is the snapshot's), so a kill or a failure
+   * at any point leaves one of the two, the one appended to.
+   * @throws Error when the snapshot or the rename failed (the old journal goes on), or the folder's sync.
    */
   private compact(): void {
-    const temporary = `${this.file}.tmp`;
-    const bytes = writeSnapshot(temporary, this.partitions);
-    renameSync(temporary, this.file);
-    // The rename itself is durable only once the folder is synced.
-    const folder = openSync(dirname(this.file), 'r');
-    fsyncSync(folder);
-    closeSync(folder);
+    const temporary = `${this.file}.${process.pid}.tmp`;
+    const { fd, bytes } = writeSnapshot(temporary, this.partitions);
+    try {
+      renameSync(temporary, this.file);
+    } catch (error) {
+      closeSync(fd);
+      rmSync(temporary, { force: true });
+      throw error;
+    }
     this.close();
-    this.fd = openSync(this.file, 'a', 0o600);
-    this.snapshotBytes = bytes;
-    this.appendedBytes = 0;
+    this.fd = fd;
+    this.length = bytes;
+    this.compactDue = bytes + Math.max(this.compactAt, bytes);
+    syncFolder(dirname(this.file));
   }
 
   close(): void {
@@ -225,22 +253,23 @@ class Table {
   private write(change: Change): void {
     if (this.fd === undefined) throw new Error('the metadata store is closed');
     const line = encodeJson(change);
-    const text = `${line}\n`;
-    const written = writeSync(this.fd, text);
-    if (written !== Buffer.byteLength(text)) {
+    const text = Buffer.from(`${line}\n`);
+    // At the journal's known end: after a short write whose cut failed, the next line overwrites it.
+    const written = writeSync(this.fd, text, 0, text.length, this.length);
+    if (written !== text.length) {
       // A short write (disk full): cut it off, so that the next line does not continue it.
-      ftruncateSync(this.fd, this.snapshotBytes + this.appendedBytes);
+      ftruncateSync(this.fd, this.length);
       throw new Error(`${this.file}: only ${written} bytes of a change could be written (disk full?)`);
     }
-    this.appendedBytes += written;
+    this.length += written;
     this.apply(decodeJson(line) as Change);
-    if (this.appendedBytes <= Math.max(this.compactAt, this.snapshotBytes)) return;
+    if (this.length <= this.compactDue) return;
     try {
       this.compact();
     } catch (error) {
-      // The change is journaled and applied: its caller succeeded. Appending goes on, to the old journal.
+      // The change is journaled and applied: its caller succeeded. Appending goes on; the next try once as much more is appended.
       console.error(`berth: compacting ${this.file} failed (appending to it goes on): ${(error as Error).message}`);
-      this.appendedBytes = 0;
+      this.compactDue = this.length + this.compactAt;
     }
   }
 
@@ -299,9 +328,27 @@ export class NativeMetadataStore implements MetadataStore, AccountStore {
     this.table.open();
   }
 
-  /** Stores `items` (of the DynamoDB table, keys `pk`/`sk`) as they are, replacing any with their keys. */
-  static load(store: NativeMetadataStore, items: readonly Item[]): void {
-    for (const item of items) store.table.put(item);
+  /**
+   * Opens the journal `file`; when there is none yet, first makes it of the items `earlier()` gives
+   * (the DynamoDB table's, keys `pk`/`sk`, stored as they are): written whole to `<file>.import`,
+   * then renamed into place, so that a kill during the copy leaves no journal and the next open copies again.
+   * @returns the store, and how many items it copied (0: the journal existed, or `earlier` gave none).
+   */
+  static async openOrImport(file: string, earlier: () => Promise<readonly Item[]>): Promise<{ store: NativeMetadataStore; imported: number }> {
+    const items = existsSync(file) ? [] : await earlier();
+    if (items.length > 0) {
+      const importing = `${file}.import`;
+      rmSync(importing, { force: true });
+      const copy = new NativeMetadataStore(importing);
+      try {
+        for (const item of items) copy.table.put(item);
+      } finally {
+        copy.table.close();
+      }
+      renameSync(importing, file);
+      syncFolder(dirname(file));
+    }
+    return { store: new NativeMetadataStore(file), imported: items.length };
   }
 
   /** Closes the journal; later writes throw. */

@@ -8,7 +8,7 @@
  * Byte strings and undefined travel as in the journal ({@link encodeJson}).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -34,7 +34,11 @@ export interface StoreEndpoint {
  */
 export async function serveStore(store: Store, dataDir: string): Promise<StoreEndpoint> {
   const secret = randomBytes(32).toString('base64url');
-  await writeFile(secretFile(dataDir), secret, { mode: 0o600 });
+  // A new file (mode applies only on creation) renamed over any older one, which may be readable by others.
+  const temporary = `${secretFile(dataDir)}.${process.pid}.tmp`;
+  await rm(temporary, { force: true });
+  await writeFile(temporary, secret, { mode: 0o600, flag: 'wx' });
+  await rename(temporary, secretFile(dataDir));
   const expected = Buffer.from(`Bearer ${secret}`);
   const server = createServer((req, res) => {
     const given = Buffer.from(req.headers.authorization ?? '');

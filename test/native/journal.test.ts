@@ -1,15 +1,19 @@
 /**
  * The native metadata store's journal (infra/local/native-store.ts): a process killed with SIGKILL
  * in the middle of writes loses none it acknowledged; a torn last line (a write cut off) is
- * ignored; byte strings survive a restart; compaction keeps the state.
+ * ignored; byte strings survive a restart; compaction keeps the state; a short write after failed
+ * compactions loses no acknowledged change; the copy of the DynamoDB emulator's items is all or nothing.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { NativeMetadataStore, nativeJournal } from '../../infra/local/native-store.js';
+import { run } from '../e2e/helpers.js';
+import { importedTags } from './imported-tags.js';
 
 let dataDir: string;
 before(async () => (dataDir = await mkdtemp(join(tmpdir(), 'berth-journal-'))));
@@ -96,6 +100,68 @@ test('a running store compacts its journal once it has grown: rewrites of one it
     store = new NativeMetadataStore(file);
     assert.equal((await store.getUpload('u1'))!.offset, 2000, 'the last commit');
     NativeMetadataStore.close(store);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('opening the journal removes compaction files a killed process left', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-leftover-'));
+  try {
+    const leftover = `${nativeJournal(dir)}.999999.tmp`;
+    await writeFile(leftover, 'half a snapshot');
+    NativeMetadataStore.close(new NativeMetadataStore(nativeJournal(dir)));
+    assert.equal(existsSync(leftover), false);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a short write after failed compactions cuts off only the torn change: every acknowledged put survives', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-short-'));
+  try {
+    // ulimit -f: 24 KiB at most per file, so a write crossing it is short (Node ignores SIGXFSZ).
+    const result = await run('bash', ['-c', `ulimit -f 24; exec "${process.execPath}" --import tsx test/native/short-write-writer.ts "${dir}"`]);
+    const lines = result.stdout.trim().split('\n');
+    assert.match(lines.at(-1)!, /^failed: /, result.output);
+    const acknowledged = lines.length - 1;
+    assert.ok(acknowledged > 50, `${acknowledged} puts before the limit`);
+    const store = new NativeMetadataStore(nativeJournal(dir));
+    try {
+      assert.equal(await assertPrefix(store), acknowledged, 'each acknowledged put, and nothing else');
+    } finally {
+      NativeMetadataStore.close(store);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** Runs the import writer on `dir` with `count` tags and kills it with SIGKILL the moment `file` exists; asserts that it was killed. */
+async function importKilledAt(dir: string, count: number, file: string): Promise<void> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/native/import-writer.ts', dir, String(count)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const watch = setInterval(() => existsSync(file) && child.kill('SIGKILL'), 1);
+  await exited;
+  clearInterval(watch);
+  assert.equal(child.signalCode, 'SIGKILL', `killed once ${file} existed`);
+}
+
+test('the copy of the DynamoDB emulator\'s items is all or nothing: killed while copying, the next start copies again', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-import-'));
+  const count = 100_000;
+  try {
+    const file = nativeJournal(dir);
+    await importKilledAt(dir, count, `${file}.import`);
+    assert.equal(existsSync(file), false, 'no journal while the copy is not whole');
+    await importKilledAt(dir, count, file);
+    const { store, imported } = await NativeMetadataStore.openOrImport(file, async () => importedTags(count));
+    try {
+      assert.equal(imported, 0, 'the journal, once there, is whole: not copied again');
+      assert.equal((await store.listTags('imported', count + 1)).items.length, count, 'every item');
+    } finally {
+      NativeMetadataStore.close(store);
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
