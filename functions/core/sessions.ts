@@ -86,8 +86,8 @@ export function tailKeyOf(id: string, offset: number, owner: string): string {
 
 /**
  * Whether the session may delete object `key` itself: scratch tails under `uploads/` are never
- * published; an object under `blobs/` may have been published by a request that then died before
- * it removed the session, so only the collector removes those (once no blob item names them).
+ * published; a committed object under `blobs/` may have been published by a request that then
+ * died before it removed the session, so only the collector removes those (once no blob item names them).
  */
 export function isScratch(key: string): boolean {
   return key.startsWith('uploads/');
