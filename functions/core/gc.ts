@@ -39,7 +39,7 @@ import { ImmutableTags } from './immutable.js';
 import { parseManifest } from './manifest.js';
 import { Retention } from './retention.js';
 import { DEFAULT_SESSION_SETTINGS, sessionOfKey, type UploadSessions } from './sessions.js';
-import type { BlobStore, MetadataStore, RepositoryInfo, SpentUploads, StoredManifest } from '../storage/ports.js';
+import type { BlobStore, MetadataStore, RepositoryInfo, SpentUploads, StoredManifest, StoredObject } from '../storage/ports.js';
 
 /** Where the state of an unfinished run is kept. */
 export const STATE_KEY = 'gc/state.json';
@@ -465,9 +465,12 @@ class Run {
   private async objects(): Promise<void> {
     const prefix = this.state.cursor?.startsWith(MANIFESTS) ? MANIFESTS : BLOBS;
     const page = await this.store.list(prefix, OBJECTS_PAGE, this.state.cursor);
+    const unused: StoredObject[] = [];
     for (const object of page) {
       this.report.scanned.objects++;
-      if (object.lastModified >= this.cutoff || (await this.pointedAt(prefix, object.key))) continue;
+      if (object.lastModified < this.cutoff && !(await this.pointedAt(prefix, object.key))) unused.push(object);
+    }
+    for (const object of prefix === BLOBS ? await this.unpublished(unused) : unused) {
       if (this.dry) this.report.planned.push(`object ${object.key} (${object.size} bytes)`);
       else {
         await this.store.delete(object.key);
@@ -480,7 +483,11 @@ class Run {
     else this.advance(undefined, 'done');
   }
 
-  /** Whether a blob item or upload session (`blobs/<id>`, `blobs/<id>.<owner>`), or a kept manifest (`manifests/…`), uses the key. */
+  /**
+   * Whether a blob item (as of the blob keys read last) or an upload session (`blobs/<id>`,
+   * `blobs/<id>.<owner>`), or a kept manifest (`manifests/…`), uses the key. A key this misses
+   * may have been published since the blob keys were read: see `unpublished`.
+   */
   private async pointedAt(prefix: string, key: string): Promise<boolean> {
     if (prefix === MANIFESTS) return this.state.manifestKeys?.[key] === true;
     this.blobKeys ??= this.readBlobKeys();
@@ -488,7 +495,20 @@ class Run {
     return (await this.metadata.getUpload(sessionOfKey(key))) !== undefined;
   }
 
-  /** The key of every blob item, read once per invocation (a resumed run reads them again). */
+  /**
+   * Of `objects` under `blobs/` whose session was gone, those no blob item points at, by the blob
+   * keys read again after those sessions were looked at: a closing PUT writes the blob item before
+   * it deletes its session, so an object it published meanwhile (a whole blob written at PATCH
+   * time, older than the grace) is seen. One more read of the blob keys per page with objects to delete.
+   */
+  private async unpublished(objects: StoredObject[]): Promise<StoredObject[]> {
+    if (objects.length === 0) return objects;
+    this.blobKeys = this.readBlobKeys();
+    const keys = await this.blobKeys;
+    return objects.filter((object) => !keys.has(object.key));
+  }
+
+  /** The key of every blob item: read once per invocation, and again before objects are deleted. */
   private async readBlobKeys(): Promise<Set<string>> {
     const keys = new Set<string>();
     let cursor: string | undefined;

@@ -86,8 +86,8 @@ export function tailKeyOf(id: string, offset: number, owner: string): string {
 
 /**
  * Whether the session may delete object `key` itself: scratch tails under `uploads/` are never
- * published; an object under `blobs/` may have been published by a request that then died before
- * it removed the session, so only the collector removes those (once no blob item names them).
+ * published; a committed object under `blobs/` may have been published by a request that then
+ * died before it removed the session, so only the collector removes those (once no blob item names them).
  */
 export function isScratch(key: string): boolean {
   return key.startsWith('uploads/');
@@ -165,7 +165,7 @@ export class UploadSessions {
       await this.metadata.releaseUpload(id, owner);
       throw unknownUpload(id);
     }
-    this.leases.set(owner, now + this.settings.leaseMs);
+    this.leases.set(owner, { until: now + this.settings.leaseMs, version: session.version });
     try {
       return await work(session, owner);
     } catch (error) {
@@ -177,20 +177,23 @@ export class UploadSessions {
     }
   }
 
-  /** Lease expiry (epoch ms) by owner, for the leases this process holds. */
-  private readonly leases = new Map<string, number>();
+  /** Lease expiry (epoch ms) and the session version leased, by owner, for the leases this process holds. */
+  private readonly leases = new Map<string, { until: number; version: number }>();
 
   /**
    * Extends `owner`'s lease when less than half of it is left (until then nobody else can take
    * the session, so a write saves a round trip).
-   * @throws UploadConflict when another request took the session over.
+   * @throws UploadConflict when another request took the session over (it holds the lease, or
+   *   committed and released it: the session's version moved on).
    */
   async renew(id: string, owner: string): Promise<void> {
-    const until = this.leases.get(owner);
-    if (until !== undefined && until - Date.now() > this.settings.leaseMs / 2) return;
+    const held = this.leases.get(owner);
+    if (held !== undefined && held.until - Date.now() > this.settings.leaseMs / 2) return;
     const now = Date.now();
-    await this.metadata.leaseUpload(id, owner, now, now + this.settings.leaseMs);
-    if (until !== undefined) this.leases.set(owner, now + this.settings.leaseMs);
+    const session = await this.metadata.leaseUpload(id, owner, now, now + this.settings.leaseMs);
+    if (held === undefined) return;
+    if (session.version !== held.version) throw new UploadConflict(session);
+    this.leases.set(owner, { until: now + this.settings.leaseMs, version: held.version });
   }
 
   /** Commits the session's next state and releases the lease. @throws UploadConflict when `owner` lost it. */

@@ -86,9 +86,7 @@ export class Uploads {
    *   SIZE_INVALID when the body length disagrees with the range.
    */
   async append(repository: string, id: string, body: BodyStream, range?: ChunkRange): Promise<UploadSession> {
-    return this.sessions.withLease(repository, id, 'standard', async (session, owner) => {
-      checkRange(session, body, range);
-      const writer = new SessionWriter(this.blobs, this.settings, session, owner, await this.hasherFor(session));
+    return this.writing(repository, id, body, range, 'sha256', async (writer, session, owner) => {
       await writer.writeAll(body.chunks, range);
       await this.sessions.renew(id, owner);
       const next = await writer.suspend(range === undefined);
@@ -105,10 +103,8 @@ export class Uploads {
    *   data are removed), BLOB_UPLOAD_INVALID (416), BLOB_UPLOAD_UNKNOWN, SIZE_INVALID.
    */
   async finish(repository: string, id: string, digest: Digest, body: BodyStream, range?: ChunkRange): Promise<BlobRecord> {
-    return this.sessions.withLease(repository, id, 'standard', async (session, owner) => {
-      checkRange(session, body, range);
-      const algorithm = digestAlgorithm(digest);
-      const writer = new SessionWriter(this.blobs, this.settings, session, owner, await this.hasherFor(session, algorithm));
+    const algorithm = digestAlgorithm(digest);
+    return this.writing(repository, id, body, range, algorithm, async (writer, session, owner) => {
       await writer.writeAll(body.chunks, range);
       // A body may stream for longer than the lease: only a writer that still holds the session
       // may make its object whole and publish it.
@@ -137,6 +133,30 @@ export class Uploads {
       const blob = await this.sessions.publish(repository, { digest, size: writer.offset, key });
       await this.sessions.forget(session);
       return blob;
+    });
+  }
+
+  /**
+   * Runs `work` with a writer of session `id` under its lease; the writer's part uploads have all
+   * ended before the lease is released, so a failed request leaves none running behind it.
+   */
+  private writing<T>(
+    repository: string,
+    id: string,
+    body: BodyStream,
+    range: ChunkRange | undefined,
+    algorithm: string,
+    work: (writer: SessionWriter, session: UploadSession, owner: string) => Promise<T>,
+  ): Promise<T> {
+    return this.sessions.withLease(repository, id, 'standard', async (session, owner) => {
+      checkRange(session, body, range);
+      const renew = () => this.sessions.renew(id, owner);
+      const writer = new SessionWriter(this.blobs, this.settings, session, owner, await this.hasherFor(session, algorithm), renew);
+      try {
+        return await work(writer, session, owner);
+      } finally {
+        await writer.settle();
+      }
     });
   }
 
@@ -218,6 +238,8 @@ class SessionWriter {
     private readonly owner: string,
     /** Hashes the session's bytes from offset 0 on; undefined when the bytes so far were hashed elsewhere. */
     readonly hasher: BlobHasher | undefined,
+    /** Checks that the request still holds the session, extending its lease when half of it is gone (UploadConflict when lost). */
+    private readonly renew: () => Promise<void>,
   ) {
     this.parts = [...session.parts];
     this.multipartId = session.multipartId;
@@ -283,6 +305,11 @@ class SessionWriter {
     return this.session.dataKey;
   }
 
+  /** Waits for the part uploads still running (after a failure: before the lease is released). */
+  async settle(): Promise<void> {
+    await Promise.all(this.inFlight);
+  }
+
   /** Drops what this request wrote beyond the committed session (a multipart upload it started). */
   async discard(): Promise<void> {
     await Promise.all(this.inFlight);
@@ -342,6 +369,8 @@ class SessionWriter {
   }
 
   private async startPart(bytes: Buffer): Promise<void> {
+    // A body may stream for longer than the lease: a writer that lost the session writes no more parts.
+    await this.renew();
     this.multipartId ??= await this.blobs.createMultipart(this.session.dataKey);
     const part = { number: this.parts.length + 1, etag: '', size: bytes.length };
     this.parts.push(part);

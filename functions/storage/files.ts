@@ -224,16 +224,22 @@ export class FileBlobStore implements BlobStore {
     const dir = await this.upload(key, uploadId);
     if (parts.length === 0) throw new ObjectError('MalformedXML', 'You must specify at least one part', 400);
     if (parts.some((part, i) => i > 0 && part.number <= parts[i - 1].number)) throw new ObjectError('InvalidPartOrder', 'The list of parts was not in ascending order', 400);
-    const files: string[] = [];
-    for (const [i, part] of parts.entries()) {
-      const file = join(dir, String(part.number));
-      const stats = await stat(file, { bigint: true }).catch(() => undefined);
-      if (!stats || etagOf(stats) !== part.etag) throw new ObjectError('InvalidPart', `part ${part.number} was not uploaded, or its ETag is not ${part.etag}`, 400);
-      if (i < parts.length - 1 && stats.size < BigInt(MIN_PART_BYTES)) throw new ObjectError('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size', 400);
-      files.push(file);
+    // Each part is checked and read through one open handle: a part written over meanwhile (a
+    // request that lost its lease) cannot put other bytes under the ETags checked.
+    const handles: FileHandle[] = [];
+    try {
+      for (const [i, part] of parts.entries()) {
+        const handle = await open(join(dir, String(part.number)), 'r').catch(() => undefined);
+        if (handle) handles.push(handle);
+        const stats = await handle?.stat({ bigint: true });
+        if (!stats || etagOf(stats) !== part.etag) throw new ObjectError('InvalidPart', `part ${part.number} was not uploaded, or its ETag is not ${part.etag}`, 400);
+        if (i < parts.length - 1 && stats.size < BigInt(MIN_PART_BYTES)) throw new ObjectError('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size', 400);
+      }
+      const temp = await this.writeTemp(this.tempDir(), concatenated(handles));
+      await this.publish(temp.path, key);
+    } finally {
+      await Promise.all(handles.map((handle) => handle.close()));
     }
-    const temp = await this.writeTemp(this.tempDir(), concatenated(files));
-    await this.publish(temp.path, key);
     await rm(dir, { recursive: true, force: true });
   }
 
@@ -449,8 +455,9 @@ async function removeOlder(dir: string, before: number, pick: (name: string) => 
   }
 }
 
-async function* concatenated(files: readonly string[]): AsyncGenerator<Uint8Array> {
-  for (const file of files) yield* createReadStream(file, { highWaterMark: MiB }) as AsyncIterable<Buffer>;
+/** The bytes of the open files `handles`, one after the other, each from its start. */
+async function* concatenated(handles: readonly FileHandle[]): AsyncGenerator<Uint8Array> {
+  for (const handle of handles) yield* handle.createReadStream({ start: 0, highWaterMark: MiB, autoClose: false }) as AsyncIterable<Buffer>;
 }
 
 function isMissing(error: unknown): boolean {

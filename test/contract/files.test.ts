@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { readdir, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -81,6 +82,24 @@ describe('presigned URLs of the file store', () => {
     assert.match(answer.text, /<Code>EntityTooLarge<\/Code>/);
     assert.deepEqual(await readdir(join(dir, '.uploads', id)), ['key'], 'no part and no temporary file');
   });
+});
+
+test('completing a multipart upload joins the parts whose ETags it checked, even when a part is written over meanwhile', async () => {
+  const key = 'p/replaced-part';
+  const first = randomBytes(64 * 1024 * 1024);
+  const id = await files.createMultipart(key);
+  const parts = [
+    { number: 1, etag: await files.uploadPart(key, id, 1, first), size: first.length },
+    { number: 2, etag: await files.uploadPart(key, id, 2, Buffer.from('last')), size: 4 },
+  ];
+  // A late writer (one that lost its lease) writes part 2 again once the join has begun.
+  async function* lateBody(): AsyncGenerator<Uint8Array> {
+    while ((await readdir(join(dir, '.tmp')).catch(() => [])).length === 0) await new Promise((resolve) => setImmediate(resolve));
+    yield Buffer.from('evil');
+  }
+  const [completed] = await Promise.allSettled([files.completeMultipart(key, id, parts), files.writePart(key, id, 2, lateBody())]);
+  assert.equal(completed.status, 'fulfilled');
+  assert.ok((await files.read(key)).equals(Buffer.concat([first, Buffer.from('last')])), 'the bytes of the ETags checked');
 });
 
 function href(url: URL): string {

@@ -1,7 +1,9 @@
 /**
  * Garbage collection under stress: runs that fail at every store call (faults injected by wrapping
- * the real adapters) leave nothing reachable missing and the next run finishes the job; and
- * collection looping while clients push and pull images that share layers over HTTP.
+ * the real adapters) leave nothing reachable missing and the next run finishes the job; collection
+ * looping while clients push and pull images that share layers over HTTP; and a closing PUT that
+ * publishes a whole blob (written by a streamed PATCH, possibly days before) while a run that read
+ * the blob keys before it lists its object.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -11,7 +13,7 @@ import { GarbageCollector } from '../../functions/core/gc.js';
 import { UploadSessions } from '../../functions/core/sessions.js';
 import type { BlobStore, MetadataStore } from '../../functions/storage/ports.js';
 import { startRegistry, type TestRegistry, type Metadata } from '../support/stack.js';
-import { Api, imageManifest, sha256, uniqueRepo } from '../http/helpers.js';
+import { Api, imageManifest, randomBlob, sha256, uniqueRepo } from '../http/helpers.js';
 import { assertConsistent, storesOf } from './helpers.js';
 import { faulty, InjectedFault } from '../support/faults.js';
 
@@ -166,4 +168,67 @@ describe('garbage collection under faults and load', () => {
     for (const image of dropped) assert.equal(await metadata.getBlob(image.layer.digest), undefined, 'every dropped layer is collected');
     assert.deepEqual(Buffer.from(await (await api.getBlob(repo, kept.layer.digest)).content.arrayBuffer()), kept.layer.bytes);
   });
+});
+
+/**
+ * `store` with one pause: the first read of blob items once `blobs/` was listed (the objects
+ * phase) answers only after `paused` resolved and `resume` was called.
+ */
+function pausingAtBlobKeys(store: MetadataStore, listed: () => boolean): { store: MetadataStore; paused: Promise<void>; resume: () => void } {
+  let pause!: () => void;
+  let resume!: () => void;
+  const paused = new Promise<void>((resolve) => (pause = resolve));
+  const resumed = new Promise<void>((resolve) => (resume = resolve));
+  let done = false;
+  const wrapped = new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (property !== 'scanBlobs') return typeof value === 'function' ? value.bind(target) : value;
+      return async (...args: Parameters<MetadataStore['scanBlobs']>) => {
+        const page = await target.scanBlobs(...args);
+        if (listed() && !done) {
+          done = true;
+          pause();
+          await resumed;
+        }
+        return page;
+      };
+    },
+  });
+  return { store: wrapped, paused, resume };
+}
+
+test('a whole blob published (its object older than the grace) while a run reads the blob keys and then lists its object keeps its bytes', async () => {
+  const repo = uniqueRepo('publish');
+  const bytes = randomBlob(300_000);
+  const digest = sha256(bytes);
+  const { location, uuid } = await api.startUpload(repo);
+  const patched = await api.patch(location, bytes);
+  assert.equal(patched.status, 202, await patched.text());
+  assert.ok((await blobs.list(`blobs/${uuid}.`, 10)).length === 1, 'the PATCH wrote the whole blob under its session');
+
+  let listed = false;
+  const listing: BlobStore = new Proxy(blobs, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (property !== 'list') return typeof value === 'function' ? value.bind(target) : value;
+      return async (...args: Parameters<BlobStore['list']>) => {
+        const page = await target.list(...args);
+        if (args[0] === 'blobs/') listed = true;
+        return page;
+      };
+    },
+  });
+  const pausing = pausingAtBlobKeys(metadata, () => listed);
+  // A minute on, with a grace of a second: the PATCH's object is older than the grace.
+  const later = Date.now() + 60_000;
+  const run = new GarbageCollector(pausing.store, listing, new UploadSessions(pausing.store, listing)).run({ graceMs: 1000, now: () => later });
+  await pausing.paused;
+  const closed = await api.put(location, digest);
+  assert.equal(closed.status, 201, await closed.text());
+  pausing.resume();
+  await run;
+
+  assert.ok((await api.blobBytes(repo, digest)).equals(bytes), 'the published blob keeps its bytes');
+  await assertConsistent(metadata, blobs, 'after the run');
 });
