@@ -24,6 +24,7 @@
 import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +34,7 @@ import { registryFor } from '../../functions/wiring.js';
 import { createCloudFrontEmulator } from './cloudfront-emulator.js';
 import { originProof } from '../../functions/core/signed-paths.js';
 import { DataDirInUse } from './data-dir.js';
+import { nativeJournal } from './native-store.js';
 import { EMULATOR_CREDENTIALS, localCacheKey, localObjectUrlKey, localTokenKey, localUploadKey, startEmulators, type Emulators } from './emulators.js';
 import { FileBlobStore } from '../../functions/storage/files.js';
 import { asyncInvoker, bundleLoader, createLambdaEmulator, ensureBundle, maxChunkBytes, VERIFY_BUNDLE } from './lambda-emulator.js';
@@ -43,7 +45,7 @@ import { loadTls, TlsError, type TlsFiles } from './tls.js';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const USAGE = `usage: npm start            (npm start -- --help: this text)
-Serves the registry, by default at http://localhost:5000 on embedded metadata and S3 stores. Environment:
+Serves the registry, by default at http://127.0.0.1:5000, keeping metadata and blobs in the data folder. Environment:
   PORT, HOST                 where to listen (5000; 127.0.0.1, or 0.0.0.0 with BERTH_AUTH=required)
   BERTH_BODY_IDLE_TIMEOUT    seconds a request body may send nothing before it fails (60)
   BERTH_OPEN=1               serve anonymous full access beyond this machine (HOST other than loopback)
@@ -112,6 +114,10 @@ const backend = process.env.BERTH_BACKEND ?? 'native';
 if (backend !== 'native' && backend !== 'emulators') fatal(`invalid configuration: BERTH_BACKEND: native or emulators, not ${backend}`, 2);
 // The bundled Lambda handlers reach DynamoDB as deployed: the emulated deployment keeps the emulator.
 const metadataBackEnd = backend === 'native' && !emulateLambda ? 'native' : 'dynalite';
+// The two metadata back ends keep separate files: say so rather than show an empty registry silently.
+if (metadataBackEnd === 'dynalite' && existsSync(nativeJournal(dataDir))) {
+  console.warn(`berth: warning: ${dataDir} holds the native store's metadata (metadata.journal), which ${emulateLambda ? 'the emulated deployment' : 'BERTH_BACKEND=emulators'} does not read: it serves the embedded DynamoDB emulator's own data (dynamodb/)`);
+}
 const frontDoor = emulateLambda && process.env.BERTH_FRONT_DOOR !== '0';
 let tls: TlsFiles | undefined;
 try {
@@ -192,6 +198,9 @@ try {
   await emulators?.stop();
   if (error instanceof DataDirInUse) fatal(error.message, 1);
   if (error instanceof ConfigError) fatal(error.message, 2);
+  // Everything this block writes is under the data folder: a folder that cannot be made or written.
+  const { code, path } = error as NodeJS.ErrnoException;
+  if (code && path) fatal(`cannot use the data folder ${dataDir}: ${code} on ${path}; set BERTH_DATA_DIR to a folder this user can write`, 2);
   throw error;
 }
 if (emulateLambda) ensureBundle();

@@ -5,7 +5,7 @@
  * a repository nothing was pushed to).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -92,6 +92,15 @@ test('npm start -- --help prints the usage; an unknown argument or an invalid va
   oneLine(await start([], { ...env, BERTH_PART_SIZE: 'huge' }), 2, /^berth: invalid configuration: BERTH_PART_SIZE: /);
   oneLine(await start([], { ...env, PORT: 'fifty' }), 2, /^berth: invalid configuration: PORT: not a port number: fifty\n$/);
   oneLine(await start([], { ...env, BERTH_BODY_IDLE_TIMEOUT: 'soon' }), 2, /^berth: invalid configuration: BERTH_BODY_IDLE_TIMEOUT: not a positive number of seconds: soon\n$/);
+});
+
+test('npm start on a data folder it cannot make: one line naming it, exit 2', async () => {
+  // A folder inside a file: ENOTDIR for root and anyone else alike.
+  const file = join(scratch, 'a-file');
+  await writeFile(file, 'not a folder\n');
+  const result = await start([], { BERTH_DATA_DIR: join(file, 'berth'), HOST: '127.0.0.1', PORT: '0' });
+  const folder = join(file, 'berth').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  oneLine(result, 2, new RegExp(`^berth: cannot use the data folder ${folder}: ENOTDIR on ${folder}; set BERTH_DATA_DIR to a folder this user can write`));
 });
 
 test('npm start on a port in use: one line, exit 1', async () => {
