@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { inflateRawSync } from 'node:zlib';
+import { isScratch, tailKeyOf } from '../../functions/core/sessions.js';
 import { HTTP_API_ROUTES, maxChunkBytes, AWS_LIMITS } from '../../infra/local/lambda-emulator.js';
 
 const run = promisify(execFile);
@@ -245,8 +246,10 @@ describe('the template', () => {
   });
 
   test('upload scratch data really lives under uploads/ (what the lifecycle rule expires)', async () => {
-    const uploads = await readFile(join(ROOT, 'functions/core/uploads.ts'), 'utf8');
-    assert.match(uploads, /`uploads\/\$\{/);
+    // The lifecycle rule's prefix, and where the upload path writes a session's scratch tails.
+    const key = tailKeyOf('0f6e2c1a-session', 5 * 1024 * 1024, 'owner');
+    assert.ok(key.startsWith('uploads/'), key);
+    assert.ok(isScratch(key), 'the session itself may delete it');
   });
 
   test('table: on demand, TTL on expiresAt, point-in-time recovery, named per stage', async () => {
