@@ -310,6 +310,18 @@ class Table {
 }
 
 /** The native metadata store's journal in the data folder `dataDir`. */
+/**
+ * Writes `tag`'s item when `condition` holds for the item there now (undefined: none), with no
+ * await between the check and the write (atomic in this process, as DynamoDB's condition is).
+ * A function, not a method: the store's methods are what its loopback endpoint serves.
+ */
+function putTagIf(table: Table, tag: TagRecord, condition: (existing: Item | undefined) => boolean): boolean {
+  const { repository, tag: name, ...rest } = tag;
+  if (!condition(table.get(repoKey(repository), `TAG#${name}`))) return false;
+  table.put({ pk: repoKey(repository), sk: `TAG#${name}`, ...rest });
+  return true;
+}
+
 export const nativeJournal = (dataDir: string) => join(dataDir, 'metadata.journal');
 
 /**
@@ -440,25 +452,15 @@ export class NativeMetadataStore implements MetadataStore, AccountStore {
   }
 
   async putTag(tag: TagRecord): Promise<void> {
-    const { repository, tag: name, ...rest } = tag;
-    this.table.put({ pk: repoKey(repository), sk: `TAG#${name}`, ...rest });
+    putTagIf(this.table, tag, () => true);
   }
 
   async putTagIfUnmoved(tag: TagRecord): Promise<boolean> {
-    const existing = this.table.get(repoKey(tag.repository), `TAG#${tag.tag}`);
-    if (existing && existing.digest !== tag.digest) return false;
-    const { repository, tag: name, ...rest } = tag;
-    this.table.put({ pk: repoKey(repository), sk: `TAG#${name}`, ...rest });
-    return true;
+    return putTagIf(this.table, tag, (existing) => !existing || existing.digest === tag.digest);
   }
 
   async replaceTag(tag: TagRecord, expected: Pick<TagRecord, 'digest' | 'updatedAt'> | undefined): Promise<boolean> {
-    const existing = this.table.get(repoKey(tag.repository), `TAG#${tag.tag}`);
-    const unchanged = expected ? existing?.digest === expected.digest && existing?.updatedAt === expected.updatedAt : existing === undefined;
-    if (!unchanged) return false;
-    const { repository, tag: name, ...rest } = tag;
-    this.table.put({ pk: repoKey(repository), sk: `TAG#${name}`, ...rest });
-    return true;
+    return putTagIf(this.table, tag, (existing) => (expected ? existing?.digest === expected.digest && existing?.updatedAt === expected.updatedAt : existing === undefined));
   }
 
   async deleteTag(repository: string, tag: string): Promise<boolean> {
