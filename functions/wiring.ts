@@ -14,9 +14,8 @@ import { SealedSecrets, SecretsManagerReader, type SecretReader } from './storag
 
 /**
  * Builds the registry for `config`, with adapters on the configured endpoints; `wrap` and
- * `wrapStore` stand between the core and the adapters (tests record calls or inject faults there).
- * `metadata`, when given, replaces the DynamoDB table: the local server passes its native store
- * (infra/local/native-store.ts), which stays out of the Lambda bundles that import this module.
+ * `wrapStore` stand between the core and the adapters (tests record calls or inject faults there);
+ * `local`'s stores, when given, replace the DynamoDB table and the S3 bucket.
  */
 export function registryFor(
   config: Config,
