@@ -152,7 +152,8 @@ test('kill -9 while writing (put, multipart complete) leaves whole objects or no
   const MiB = 1024 * 1024;
   const root = join(dir, '..', 'killed');
   let interrupted = 0;
-  for (let round = 0; round < 5; round++) {
+  // Kills land at random moments: more rounds (up to 30) until one has hit a write in flight.
+  for (let round = 0; round < 5 || (interrupted === 0 && round < 30); round++) {
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/contract/fixtures/file-writer.ts', root], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 700));
